@@ -1,0 +1,157 @@
+package models
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Dialects of the databases DeskForge runs on.
+const (
+	DialectSQLite   = "sqlite"
+	DialectPostgres = "postgres"
+)
+
+// DB is an open database: one *sql.DB shared by GORM and River.
+type DB struct {
+	Gorm    *gorm.DB
+	SQL     *sql.DB
+	Dialect string
+	pgPool  *pgxpool.Pool
+}
+
+// Open connects to the database named by rawURL: "sqlite://path/to/file.db"
+// (embedded, pure Go) or "postgres://…" / "postgresql://…".
+func Open(ctx context.Context, rawURL string) (*DB, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "sqlite://"):
+		return openSQLite(strings.TrimPrefix(rawURL, "sqlite://"))
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		return openPostgres(ctx, rawURL)
+	}
+	return nil, fmt.Errorf("database url %q: must start with sqlite:// or postgres://", redactURL(rawURL))
+}
+
+func openSQLite(path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("database url sqlite://: the file path is empty (e.g. sqlite://deskforge.db)")
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create database directory %s: %w", dir, err)
+		}
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	sqlDB, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	// SQLite allows one writer at a time; River recommends a single
+	// connection so its concurrent operations never see SQLITE_BUSY. Code
+	// must therefore never hold a cursor open while doing other work.
+	sqlDB.SetMaxOpenConns(1)
+	gdb, err := gorm.Open(sqlite.Dialector{Conn: sqlDB}, gormConfig())
+	if err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return &DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectSQLite}, nil
+}
+
+func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
+	pool, err := pgxpool.New(ctx, rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres %s: %w", redactURL(rawURL), err)
+	}
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	gdb, err := gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), gormConfig())
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres %s: %w", redactURL(rawURL), err)
+	}
+	return &DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectPostgres, pgPool: pool}, nil
+}
+
+func gormConfig() *gorm.Config {
+	return &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		TranslateError:         true,
+	}
+}
+
+// RiverDriver returns the River driver for this database, sharing its pool.
+func (db *DB) RiverDriver() riverdriver.Driver[*sql.Tx] {
+	if db.Dialect == DialectPostgres {
+		return riverdatabasesql.NewWithPgxListener(db.SQL, db.pgPool)
+	}
+	return riversqlite.New(db.SQL)
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.SQL.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() error {
+	err := db.SQL.Close()
+	if db.pgPool != nil {
+		db.pgPool.Close()
+	}
+	return err
+}
+
+// Migrate brings the schema up to date: River's migrations, then GORM's for
+// DeskForge's models. Running it again changes nothing.
+func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
+	migrator, err := rivermigrate.New(db.RiverDriver(), &rivermigrate.Config{Logger: log})
+	if err != nil {
+		return fmt.Errorf("migrate river: %w", err)
+	}
+	res, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return fmt.Errorf("migrate river: %w", err)
+	}
+	for _, v := range res.Versions {
+		log.Info("applied river migration", "version", v.Version, "name", v.Name)
+	}
+	if err := db.Gorm.WithContext(ctx).AutoMigrate(All()...); err != nil {
+		return fmt.Errorf("migrate models: %w", err)
+	}
+	return nil
+}
+
+// SQLTx returns the *sql.Tx under a GORM transaction, for inserting River
+// jobs in the same transaction (client.InsertTx).
+func SQLTx(tx *gorm.DB) *sql.Tx {
+	return tx.Statement.ConnPool.(*sql.Tx)
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable url)"
+	}
+	return u.Redacted()
+}

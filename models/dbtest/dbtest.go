@@ -1,0 +1,96 @@
+// Package dbtest opens fresh, migrated databases for tests: SQLite always,
+// PostgreSQL when DESKFORGE_TEST_DATABASE_URL is set (each test in its own
+// schema, dropped at the end).
+package dbtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/deskforge/deskforge/models"
+)
+
+// EnvURL names the PostgreSQL server used by tests.
+const EnvURL = "DESKFORGE_TEST_DATABASE_URL"
+
+// Dialects returns the dialects to run a suite against: sqlite, plus postgres
+// when EnvURL is set.
+func Dialects() []string {
+	if os.Getenv(EnvURL) != "" {
+		return []string{models.DialectSQLite, models.DialectPostgres}
+	}
+	return []string{models.DialectSQLite}
+}
+
+// Open returns a fresh migrated database of the given dialect, closed (and
+// for PostgreSQL, dropped) when the test ends. A postgres test is skipped with
+// a clear message when EnvURL is unset.
+func Open(t testing.TB, dialect string) *models.DB {
+	t.Helper()
+	ctx := context.Background()
+	var rawURL string
+	switch dialect {
+	case models.DialectSQLite:
+		rawURL = "sqlite://" + filepath.Join(t.TempDir(), "test.db")
+	case models.DialectPostgres:
+		rawURL = postgresSchemaURL(t)
+	default:
+		t.Fatalf("unknown dialect %q", dialect)
+	}
+	db, err := models.Open(ctx, rawURL)
+	if err != nil {
+		t.Fatalf("open %s: %v", dialect, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatalf("migrate %s: %v", dialect, err)
+	}
+	return db
+}
+
+// postgresSchemaURL creates a schema of its own for the test and returns a
+// URL whose search_path points at it.
+func postgresSchemaURL(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(EnvURL)
+	if base == "" {
+		t.Skipf("PostgreSQL tests skipped: set %s (e.g. postgres://postgres@127.0.0.1:5432/deskforge_test) to run them", EnvURL)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", EnvURL, err)
+	}
+	defer conn.Close(ctx)
+	// Short: River derives LISTEN channel names from the schema (63-byte limit).
+	schema := fmt.Sprintf("t_%x", time.Now().UnixNano()^int64(rand.Uint32()))
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		c.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", EnvURL, err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}

@@ -1,0 +1,24 @@
+package models
+
+import (
+	"crypto/rand"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+var (
+	idMu      sync.Mutex
+	idEntropy = ulid.Monotonic(rand.Reader, 0)
+)
+
+// NewID returns prefix + "_" + a lowercase ULID: unique, and sorting by
+// creation time (monotonic within a process).
+func NewID(prefix string) string {
+	idMu.Lock()
+	id := ulid.MustNew(ulid.Timestamp(time.Now()), idEntropy)
+	idMu.Unlock()
+	return prefix + "_" + strings.ToLower(id.String())
+}

@@ -1,0 +1,53 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"gorm.io/gorm"
+)
+
+// Domain errors returned by the store (and wrapped by callers). The HTTP
+// layer maps them to status codes in one place.
+var (
+	// ErrNotFound: the row does not exist (or is not visible to the caller).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the request conflicts with the current state.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: the request is malformed or breaks a rule.
+	ErrInvalid = errors.New("invalid")
+)
+
+// Store reads and writes DeskForge's models. It is safe for concurrent use.
+type Store struct {
+	db *DB
+}
+
+// NewStore returns a store on db.
+func NewStore(db *DB) *Store { return &Store{db: db} }
+
+// DB returns the underlying database.
+func (s *Store) DB() *DB { return s.db }
+
+// Gorm returns a GORM handle bound to ctx.
+func (s *Store) Gorm(ctx context.Context) *gorm.DB { return s.db.Gorm.WithContext(ctx) }
+
+// Tx runs fn in one transaction, committed when fn returns nil. Inside fn use
+// only tx (never the store's pool): on SQLite the pool has one connection.
+func (s *Store) Tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.db.Gorm.WithContext(ctx).Transaction(fn)
+}
+
+// translate maps GORM errors to the store's domain errors.
+func translate(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		return fmt.Errorf("%s: %w", what, ErrConflict)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

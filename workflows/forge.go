@@ -1,0 +1,158 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Forge is what the build engine needs from GitHub Actions. The go-github
+// implementation lives in workflows/github; tests point it at the simulator in
+// workflows/ghsim. Implementations must be safe for concurrent use.
+//
+// Errors: ErrNotFound when the repository, workflow, run, job, release or
+// asset does not exist (or the job log is not available yet); *RateLimitError
+// when GitHub refuses for a rate limit (wait until Until); *TransientError for
+// 5xx answers and network failures (retry); *InvalidError for other 4xx
+// answers, carrying GitHub's message (do not retry).
+type Forge interface {
+	// DispatchWorkflow triggers a workflow_dispatch run. It asks GitHub for
+	// the run's details; a server that does not support return_run_details
+	// (GHES) is remembered and the result then has RunID 0, so the caller
+	// must find the run by its display title.
+	DispatchWorkflow(ctx context.Context, req DispatchRequest) (DispatchResult, error)
+	// ListDispatchRuns lists the workflow_dispatch runs of a workflow file
+	// created at or after since, newest first (all pages).
+	ListDispatchRuns(ctx context.Context, repo, workflow string, since time.Time) ([]Run, error)
+	// GetRun reads one workflow run (conditional request when polled again).
+	GetRun(ctx context.Context, repo string, runID int64) (Run, error)
+	// ListJobs lists the latest attempt's jobs of a run (conditional request
+	// when polled again).
+	ListJobs(ctx context.Context, repo string, runID int64) ([]Job, error)
+	// JobLogs opens the raw log of a completed job (following GitHub's
+	// redirect to the signed URL). ErrNotFound while the job still runs.
+	JobLogs(ctx context.Context, repo string, jobID int64) (io.ReadCloser, error)
+	// CancelRun asks GitHub to cancel a run. Cancelling a run that already
+	// completed returns *InvalidError with Status 409.
+	CancelRun(ctx context.Context, repo string, runID int64) error
+	// FindReleaseAsset finds the asset called name in the release tagged tag,
+	// drafts included. ErrNotFound when the release or the asset is missing.
+	FindReleaseAsset(ctx context.Context, repo, tag, name string) (Asset, error)
+	// AssetDownloadURL returns a short-lived URL from which the asset's bytes
+	// can be fetched without credentials (GitHub's signed redirect).
+	AssetDownloadURL(ctx context.Context, repo string, assetID int64) (string, error)
+	// RepositoryPrivate reports whether a repository is private.
+	RepositoryPrivate(ctx context.Context, repo string) (bool, error)
+}
+
+// DispatchRequest is one workflow_dispatch call.
+type DispatchRequest struct {
+	Repo     string            // "owner/name"
+	Workflow string            // workflow file name, e.g. "deskforge.yml"
+	Ref      string            // branch or tag
+	Inputs   map[string]string // contract inputs, strings only
+}
+
+// DispatchResult is what GitHub returned for a dispatch. RunID is 0 when the
+// server could not return run details.
+type DispatchResult struct {
+	RunID   int64
+	RunURL  string // API URL of the run
+	HTMLURL string // web URL of the run
+}
+
+// Run is a GitHub Actions workflow run.
+type Run struct {
+	ID           int64
+	Repo         string
+	DisplayTitle string
+	Event        string
+	Status       string // queued, in_progress, completed, waiting, requested, pending
+	Conclusion   string // set when completed
+	RunAttempt   int
+	HTMLURL      string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Job is one job of a workflow run.
+type Job struct {
+	ID          int64
+	RunID       int64
+	Name        string
+	Status      string // queued, waiting, in_progress, completed
+	Conclusion  string
+	RunnerName  string
+	Labels      []string
+	StartedAt   time.Time // zero when unknown
+	CompletedAt time.Time // zero when unknown
+	Steps       []Step
+}
+
+// Step is one step of a job.
+type Step struct {
+	Number      int
+	Name        string
+	Status      string
+	Conclusion  string
+	StartedAt   time.Time
+	CompletedAt time.Time
+}
+
+// Asset is a release asset.
+type Asset struct {
+	ID                 int64
+	Name               string
+	Size               int64
+	ContentType        string
+	SHA256             string // hex, from the asset's "sha256:<hex>" digest; "" if GitHub gave none
+	BrowserDownloadURL string
+}
+
+// ErrNotFound is returned by a Forge when GitHub answers 404.
+var ErrNotFound = errors.New("not found on GitHub")
+
+// RateLimitError means GitHub refused the call for a rate limit; calls may
+// resume at Until.
+type RateLimitError struct {
+	Until     time.Time
+	Secondary bool
+	Message   string
+}
+
+func (e *RateLimitError) Error() string {
+	kind := "primary"
+	if e.Secondary {
+		kind = "secondary"
+	}
+	return fmt.Sprintf("GitHub %s rate limit until %s: %s", kind, e.Until.UTC().Format(time.RFC3339), e.Message)
+}
+
+// TransientError wraps a failure worth retrying: a 5xx answer or a network
+// error.
+type TransientError struct {
+	Status int // 0 for network errors
+	Err    error
+}
+
+func (e *TransientError) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("GitHub answered %d: %v", e.Status, e.Err)
+	}
+	return fmt.Sprintf("GitHub unreachable: %v", e.Err)
+}
+
+func (e *TransientError) Unwrap() error { return e.Err }
+
+// InvalidError is a 4xx answer other than 404 and rate limits: GitHub refused
+// the request and retrying it unchanged will not help.
+type InvalidError struct {
+	Status  int
+	Message string
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("GitHub refused the request (%d): %s", e.Status, e.Message)
+}
