@@ -88,12 +88,14 @@ type APIKey struct {
 // Build is one installer build of a project for a platform and arch, run as
 // one GitHub Actions workflow run.
 type Build struct {
-	ID        string  `gorm:"primaryKey;size:40"` // build_<ulid>: sorts by creation time
-	ProjectID string  `gorm:"size:40;not null;index:idx_builds_project,priority:1"`
-	Version   string  `gorm:"size:100;not null"`
-	Platform  string  `gorm:"size:16;not null"`
-	Arch      string  `gorm:"size:16;not null"`
-	Status    string  `gorm:"size:16;not null;index"`
+	// ID sorts by creation time. The (project_id, [filter,] id) indexes
+	// serve keyset pagination of a project's builds, filtered or not.
+	ID        string  `gorm:"primaryKey;size:40;index:idx_builds_project,priority:2;index:idx_builds_project_status,priority:3;index:idx_builds_project_platform,priority:3;index:idx_builds_project_arch,priority:3;index:idx_builds_project_version,priority:3"`
+	ProjectID string  `gorm:"size:40;not null;index:idx_builds_project,priority:1;index:idx_builds_project_status,priority:1;index:idx_builds_project_platform,priority:1;index:idx_builds_project_arch,priority:1;index:idx_builds_project_version,priority:1"`
+	Version   string  `gorm:"size:100;not null;index:idx_builds_project_version,priority:2"`
+	Platform  string  `gorm:"size:16;not null;index:idx_builds_project_platform,priority:2"`
+	Arch      string  `gorm:"size:16;not null;index:idx_builds_project_arch,priority:2"`
+	Status    string  `gorm:"size:16;not null;index;index:idx_builds_project_status,priority:2"`
 	RetryOf   *string `gorm:"size:40"`
 
 	CreatedAt   time.Time
@@ -119,6 +121,16 @@ type Build struct {
 	RunnerName      string `gorm:"size:200"`
 	FailureReason   string `gorm:"type:text"`
 	LogsFetched     bool
+	// DispatchAcceptedAt is when GitHub accepted the dispatch (DispatchedAt
+	// is when it was first attempted): after it, never dispatch again.
+	DispatchAcceptedAt *time.Time
+	// RunConclusion is the conclusion GitHub reported for the build's job
+	// (or run) once it completed; the build turns terminal after its log
+	// and artifact are resolved.
+	RunConclusion string `gorm:"size:32"`
+	// StepLogMark remembers which job step events were logged: 2*step
+	// number, +1 once the step finished.
+	StepLogMark int `gorm:"not null;default:0"`
 
 	// Artifact, once resolved.
 	ArtifactAssetID     *int64

@@ -1,0 +1,154 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// IdempotencyWindow is how long an Idempotency-Key keeps returning the build
+// it created.
+const IdempotencyWindow = 24 * time.Hour
+
+// GetBuild reads one build; ErrNotFound when it does not exist.
+func (s *Store) GetBuild(ctx context.Context, id string) (Build, error) {
+	var b Build
+	err := s.Gorm(ctx).Where("id = ?", id).Take(&b).Error
+	return b, translate(err, "get build "+id)
+}
+
+// BuildFilter selects a project's builds for ListBuilds and CountBuilds.
+// Empty fields do not filter.
+type BuildFilter struct {
+	ProjectID string
+	Status    string
+	Platform  string
+	Arch      string
+	Version   string
+	// Limit is the page size (ListBuilds only; at least 1).
+	Limit int
+	// Cursor is the id of the last build of the previous page (ListBuilds
+	// only); "" = first page.
+	Cursor string
+}
+
+// where applies the filter's conditions. Each single filter matches an
+// index (project_id, <filter>, id), so a page is one index range scan however
+// deep it is.
+func (f BuildFilter) where(q *gorm.DB) *gorm.DB {
+	q = q.Where("project_id = ?", f.ProjectID)
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	if f.Platform != "" {
+		q = q.Where("platform = ?", f.Platform)
+	}
+	if f.Arch != "" {
+		q = q.Where("arch = ?", f.Arch)
+	}
+	if f.Version != "" {
+		q = q.Where("version = ?", f.Version)
+	}
+	return q
+}
+
+// ListBuilds returns a page of a project's builds, newest first, by keyset
+// (id < cursor, never OFFSET), and the cursor of the next page ("" when this
+// is the last page). Builds created while a client pages get higher ids, so
+// they never shift the pages that follow.
+func (s *Store) ListBuilds(ctx context.Context, f BuildFilter) ([]Build, string, error) {
+	if f.Limit < 1 {
+		return nil, "", fmt.Errorf("list builds: limit %d: %w", f.Limit, ErrInvalid)
+	}
+	q := f.where(s.Gorm(ctx).Model(&Build{}))
+	if f.Cursor != "" {
+		q = q.Where("id < ?", f.Cursor)
+	}
+	var bs []Build
+	if err := q.Order("id DESC").Limit(f.Limit + 1).Find(&bs).Error; err != nil {
+		return nil, "", fmt.Errorf("list builds of %s: %w", f.ProjectID, err)
+	}
+	next := ""
+	if len(bs) > f.Limit {
+		bs = bs[:f.Limit]
+		next = bs[len(bs)-1].ID
+	}
+	return bs, next, nil
+}
+
+// CountBuilds counts a project's builds matching f (Limit and Cursor are
+// ignored). It is an index-only count over the matching index range.
+func (s *Store) CountBuilds(ctx context.Context, f BuildFilter) (int64, error) {
+	var n int64
+	if err := f.where(s.Gorm(ctx).Model(&Build{})).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count builds of %s: %w", f.ProjectID, err)
+	}
+	return n, nil
+}
+
+// CreateBuildTx inserts a build inside tx.
+func CreateBuildTx(ctx context.Context, tx *gorm.DB, b *Build) error {
+	return translate(tx.WithContext(ctx).Create(b).Error, "create build "+b.ID)
+}
+
+// FindIdempotencyKey returns the record of key for a project if it was
+// created after notBefore; ErrNotFound otherwise.
+func (s *Store) FindIdempotencyKey(ctx context.Context, projectID, key string, notBefore time.Time) (IdempotencyKey, error) {
+	var k IdempotencyKey
+	err := s.Gorm(ctx).Where("project_id = ? AND key = ? AND created_at >= ?", projectID, key, notBefore.UTC()).Take(&k).Error
+	return k, translate(err, "find idempotency key")
+}
+
+// ClaimIdempotencyKeyTx records k inside tx, first removing an expired record
+// of the same key (created before expiredBefore). When a live record exists
+// (another request claimed the key first) it returns ErrConflict; on
+// PostgreSQL the transaction is then aborted and must be rolled back.
+func ClaimIdempotencyKeyTx(ctx context.Context, tx *gorm.DB, k IdempotencyKey, expiredBefore time.Time) error {
+	tx = tx.WithContext(ctx)
+	if err := tx.Where("project_id = ? AND key = ? AND created_at < ?", k.ProjectID, k.Key, expiredBefore.UTC()).
+		Delete(&IdempotencyKey{}).Error; err != nil {
+		return fmt.Errorf("claim idempotency key: remove expired: %w", err)
+	}
+	return translate(tx.Create(&k).Error, "claim idempotency key")
+}
+
+// PurgeIdempotencyKeys deletes idempotency records created before before and
+// returns how many it deleted.
+func (s *Store) PurgeIdempotencyKeys(ctx context.Context, before time.Time) (int64, error) {
+	res := s.Gorm(ctx).Where("created_at < ?", before.UTC()).Delete(&IdempotencyKey{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("purge idempotency keys: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// LogQuery selects a chunk of a build's log for ReadLog.
+type LogQuery struct {
+	BuildID string
+	// After returns entries with a sequence number greater than it.
+	After int64
+	// Levels keeps only entries of these levels; nil keeps all.
+	Levels []string
+	// Limit is the chunk size (at least 1).
+	Limit int
+}
+
+// ReadLog returns up to q.Limit log entries of a build in sequence order.
+// The query is finished (its cursor closed) when it returns, so callers can
+// stream a long log chunk by chunk without holding a connection.
+func (s *Store) ReadLog(ctx context.Context, q LogQuery) ([]BuildLogEntry, error) {
+	if q.Limit < 1 {
+		return nil, fmt.Errorf("read log of %s: limit %d: %w", q.BuildID, q.Limit, ErrInvalid)
+	}
+	db := s.Gorm(ctx).Where("build_id = ? AND seq > ?", q.BuildID, q.After)
+	if q.Levels != nil {
+		db = db.Where("level IN ?", q.Levels)
+	}
+	var entries []BuildLogEntry
+	if err := db.Order("seq").Limit(q.Limit).Find(&entries).Error; err != nil {
+		return nil, fmt.Errorf("read log of %s: %w", q.BuildID, err)
+	}
+	return entries, nil
+}
