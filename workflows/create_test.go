@@ -83,7 +83,7 @@ func setupCreate(t *testing.T, dialect string) *createBundle {
 func (b *createBundle) count(t *testing.T, table string) int64 {
 	t.Helper()
 	var n int64
-	require.NoError(t, b.db.Gorm.Raw("SELECT count(*) FROM " + table).Scan(&n).Error)
+	require.NoError(t, b.db.Gorm.Raw("SELECT count(*) FROM "+table).Scan(&n).Error)
 	return n
 }
 
