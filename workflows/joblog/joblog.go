@@ -56,6 +56,7 @@ package joblog
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -113,35 +114,74 @@ type Entry struct {
 	Message string
 }
 
+// Entries are produced in batches: the messages of up to batchEntries entries (or about batchBytes
+// of text) are converted into one string and each Message is a substring of it, as encoding/csv
+// does for the fields of a record. One allocation per batch instead of one per entry is what makes
+// the parser fast; the cost is that a single retained Message keeps its batch (a few KiB) alive.
+const (
+	batchEntries = 256
+	batchBytes   = 16 << 10
+)
+
+// kind is an entry's level inside the parser; levelNames gives its string.
+type kind uint8
+
+const (
+	kindDebug kind = iota
+	kindInfo
+	kindWarning
+	kindError
+)
+
+var levelNames = [...]string{kindDebug: LevelDebug, kindInfo: LevelInfo, kindWarning: LevelWarning, kindError: LevelError}
+
+// queued is a complete entry waiting in the current batch; its message is batch[start:end].
+type queued struct {
+	sec        int64
+	timed      bool
+	level      kind
+	start, end int
+}
+
 // Parser reads entries from a raw job log. It is not safe for concurrent use.
+//
+// Messages of entries returned by the same parser may share memory (see Entry.Message).
 type Parser struct {
 	r   *bufio.Reader
-	err error // io.EOF or the read error, returned once the pending entry is out
+	err error // io.EOF or the read error, returned once every entry read before it is out
 
 	long    []byte // head of a line longer than the read buffer
 	scratch []byte // rewrite space for ::command:: lines
+
+	// buf holds the messages of the batch being built (buf[:done]), then the pending entry's
+	// message (buf[done:]).
+	buf   []byte
+	done  int
+	q     []queued
+	qi    int    // next entry of q to return
+	batch string // buf[:done] of the last complete batch
 
 	// The pending entry: complete only when the next timestamped line (or the end) is read.
 	has          bool
 	timed        bool // it came from a timestamped line and takes continuation lines
 	discard      bool // its text and continuation lines are dropped (::add-mask::)
-	ts           time.Time
-	level        string
-	msg          []byte
+	sec          int64
+	level        kind
 	blanks       int // empty continuation lines waiting for a non-empty one
 	droppedLines int // continuation lines that did not fit in MaxMessageBytes
 
 	// Timestamps of consecutive lines mostly share their second: parse each second once.
-	cacheOK   bool
-	cacheKey  [19]byte
-	cacheTime time.Time
+	cacheOK  bool
+	cacheKey [19]byte
+	cacheSec int64
 }
 
 // NewParser returns a parser reading the raw job log from r.
 func NewParser(r io.Reader) *Parser {
 	return &Parser{
 		r:   bufio.NewReaderSize(r, MaxLineBytes),
-		msg: make([]byte, 0, 1024),
+		buf: make([]byte, 0, 2*batchBytes),
+		q:   make([]queued, 0, batchEntries),
 	}
 }
 
@@ -149,26 +189,19 @@ func NewParser(r io.Reader) *Parser {
 // wrapped, after the entries read before it. Once Next has returned an error, it returns the same
 // error again.
 func (p *Parser) Next() (Entry, error) {
-	for p.err == nil {
-		line, dropped, err := p.readLine()
-		if err != nil {
-			if err == io.EOF {
-				p.err = io.EOF
-			} else {
-				p.err = fmt.Errorf("read job log: %w", err)
-			}
+	for p.qi == len(p.q) {
+		if p.err != nil {
+			return Entry{}, p.err
 		}
-		if len(line) == 0 && dropped == 0 {
-			continue
-		}
-		if e, ok := p.processLine(line, dropped); ok {
-			return e, nil
-		}
+		p.fill()
 	}
-	if e, ok := p.take(); ok {
-		return e, nil
+	q := &p.q[p.qi]
+	p.qi++
+	e := Entry{Level: levelNames[q.level], Message: p.batch[q.start:q.end]}
+	if q.timed {
+		e.Timestamp = time.Unix(q.sec, 0).UTC()
 	}
-	return Entry{}, p.err
+	return e, nil
 }
 
 // All returns an iterator over the remaining entries. It ends at the end of the log; a read error
@@ -191,16 +224,44 @@ func (p *Parser) All() iter.Seq2[Entry, error] {
 	}
 }
 
+// fill builds the next batch. It stops early, rather than wait for input, when entries are ready
+// and nothing is buffered, so a slow stream (a pipe) gets its entries as they complete.
+func (p *Parser) fill() {
+	n := copy(p.buf, p.buf[p.done:]) // keep the pending message only
+	p.buf, p.done = p.buf[:n], 0
+	p.q, p.qi = p.q[:0], 0
+	for p.err == nil && len(p.q) < batchEntries && p.done < batchBytes {
+		if len(p.q) > 0 && p.r.Buffered() == 0 {
+			break
+		}
+		line, dropped, err := p.readLine()
+		if err != nil {
+			if err == io.EOF {
+				p.err = io.EOF
+			} else {
+				p.err = fmt.Errorf("read job log: %w", err)
+			}
+		}
+		if len(line) > 0 || dropped > 0 {
+			p.processLine(line, dropped)
+		}
+	}
+	if p.err != nil {
+		p.finish()
+	}
+	p.batch = string(p.buf[:p.done])
+}
+
 // readLine returns the next line, valid until the next read, and how many bytes of it were dropped
 // because it was longer than the read buffer.
 func (p *Parser) readLine() ([]byte, int, error) {
 	line, err := p.r.ReadSlice('\n')
-	if !errors.Is(err, bufio.ErrBufferFull) {
+	if err != bufio.ErrBufferFull {
 		return line, 0, err
 	}
 	p.long = append(p.long[:0], line...)
 	dropped := 0
-	for errors.Is(err, bufio.ErrBufferFull) {
+	for err == bufio.ErrBufferFull {
 		line, err = p.r.ReadSlice('\n')
 		dropped += len(line)
 	}
@@ -224,95 +285,97 @@ func (p *Parser) readLine() ([]byte, int, error) {
 	return head, dropped, err
 }
 
-var bom = []byte{0xEF, 0xBB, 0xBF}
-
-// processLine applies one line; it returns the previous entry when the line completes it.
-func (p *Parser) processLine(line []byte, dropped int) (Entry, bool) {
+// processLine applies one line: it continues the pending entry or completes it and starts another.
+func (p *Parser) processLine(line []byte, dropped int) {
 	if n := len(line); n > 0 && line[n-1] == '\n' {
 		line = line[:n-1]
 	}
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
-	line = bytes.TrimPrefix(line, bom)
-	ts, text, ok := p.parseTimestamp(line)
+	if len(line) >= 3 && line[0] == 0xEF && line[1] == 0xBB && line[2] == 0xBF { // UTF-8 BOM
+		line = line[3:]
+	}
+	sec, text, ok := p.parseTimestamp(line)
 	if !ok {
 		if p.has && p.timed {
 			p.continueEntry(line, dropped)
-			return Entry{}, false
+			return
 		}
 		text = line // a line before the first timestamped one: an entry of its own
 	}
-	e, emitted := p.take()
-	p.begin(ts, ok, text, dropped)
-	return e, emitted
+	p.finish()
+	p.begin(sec, ok, text, dropped)
 }
 
 // begin starts the pending entry with the text of a line.
-func (p *Parser) begin(ts time.Time, timed bool, text []byte, dropped int) {
+func (p *Parser) begin(sec int64, timed bool, text []byte, dropped int) {
 	p.has, p.timed, p.discard = true, timed, false
-	p.ts, p.level = ts, LevelInfo
+	p.sec, p.level = sec, kindInfo
 	p.blanks, p.droppedLines = 0, 0
-	p.msg = trimRightSpace(appendClean(p.msg[:0], text))
+	p.buf = trimRightSpace(appendClean(p.buf[:p.done], text), p.done)
 	p.classify()
-	if dropped > 0 && len(p.msg) > 0 && !p.discard {
-		p.msg = appendTruncated(p.msg, dropped)
+	if dropped > 0 && len(p.buf) > p.done && !p.discard {
+		p.buf = appendTruncated(p.buf, dropped)
 	}
 }
 
 // continueEntry appends a line without a timestamp to the pending entry.
 func (p *Parser) continueEntry(line []byte, dropped int) {
-	if p.discard || p.droppedLines > 0 {
-		if p.droppedLines > 0 {
-			p.droppedLines++
-		}
+	if p.discard {
 		return
 	}
-	start := len(p.msg)
-	if start > 0 {
-		if start+p.blanks+1 > MaxMessageBytes {
+	if p.droppedLines > 0 {
+		p.droppedLines++
+		return
+	}
+	start := len(p.buf)
+	if start > p.done {
+		if start-p.done+p.blanks+1 > MaxMessageBytes {
 			p.droppedLines++
 			return
 		}
 		for range p.blanks + 1 {
-			p.msg = append(p.msg, '\n')
+			p.buf = append(p.buf, '\n')
 		}
 	}
-	textStart := len(p.msg)
-	p.msg = trimRightSpace(appendClean(p.msg, line))
-	if len(p.msg) == textStart {
-		p.msg = p.msg[:start]
-		if start > 0 {
+	textStart := len(p.buf)
+	p.buf = trimRightSpace(appendClean(p.buf, line), textStart)
+	if len(p.buf) == textStart {
+		p.buf = p.buf[:start]
+		if start > p.done {
 			p.blanks++
 		}
 		return
 	}
 	if dropped > 0 {
-		p.msg = appendTruncated(p.msg, dropped)
+		p.buf = appendTruncated(p.buf, dropped)
 	}
-	if len(p.msg) > MaxMessageBytes {
-		p.msg = p.msg[:start]
+	if len(p.buf)-p.done > MaxMessageBytes {
+		p.buf = p.buf[:start]
 		p.droppedLines++
 		return
 	}
 	p.blanks = 0
 }
 
-// take returns the pending entry, if there is one worth keeping, and clears it.
-func (p *Parser) take() (Entry, bool) {
+// finish completes the pending entry: it joins the batch unless its message is empty or dropped.
+func (p *Parser) finish() {
 	if !p.has {
-		return Entry{}, false
+		return
 	}
 	p.has = false
-	if p.discard || len(p.msg) == 0 {
-		return Entry{}, false
+	if p.discard || len(p.buf) == p.done {
+		p.buf = p.buf[:p.done]
+		return
 	}
 	if p.droppedLines > 0 {
-		p.msg = append(p.msg, "\n[… "...)
-		p.msg = strconv.AppendInt(p.msg, int64(p.droppedLines), 10)
-		p.msg = append(p.msg, " more lines truncated]"...)
+		p.buf = append(p.buf, "\n[… "...)
+		p.buf = strconv.AppendInt(p.buf, int64(p.droppedLines), 10)
+		p.buf = append(p.buf, " more lines truncated]"...)
 	}
-	return Entry{Timestamp: p.ts, Level: p.level, Message: string(p.msg)}, true
+	p.q = append(p.q, queued{sec: p.sec, timed: p.timed, level: p.level, start: p.done, end: len(p.buf)})
+	p.done = len(p.buf)
 }
 
 func appendTruncated(dst []byte, n int) []byte {
@@ -321,8 +384,9 @@ func appendTruncated(dst []byte, n int) []byte {
 	return append(dst, " bytes truncated]"...)
 }
 
-func trimRightSpace(b []byte) []byte {
-	for len(b) > 0 {
+// trimRightSpace removes trailing white space from b, not before b[floor].
+func trimRightSpace(b []byte, floor int) []byte {
+	for len(b) > floor {
 		switch b[len(b)-1] {
 		case ' ', '\t', '\r', '\v', '\f':
 			b = b[:len(b)-1]
@@ -335,7 +399,7 @@ func trimRightSpace(b []byte) []byte {
 
 // classify reads the marker at the start of the pending message, sets the level and removes it.
 func (p *Parser) classify() {
-	m := p.msg
+	m := p.buf[p.done:]
 	if len(m) < 3 {
 		return
 	}
@@ -345,36 +409,37 @@ func (p *Parser) classify() {
 		if end < 0 {
 			return
 		}
-		level, keep := LevelInfo, true
 		switch string(m[3 : 3+end]) {
 		case "error":
-			level = LevelError
+			p.level = kindError
 		case "warning":
-			level = LevelWarning
+			p.level = kindWarning
 		case "notice", "group", "section", "command":
 		case "debug":
-			level = LevelDebug
+			p.level = kindDebug
 		case "endgroup":
-			keep = false
+			p.buf = p.buf[:p.done]
+			return
 		default:
 			return
 		}
-		p.level = level
-		if !keep {
-			p.msg = p.msg[:0]
-			return
-		}
-		p.msg = p.msg[:copy(p.msg, m[3+end+1:])]
+		p.cutMessageHead(3 + end + 1)
 	case m[0] == '[' && bytes.HasPrefix(m, []byte("[command]")):
-		p.msg = p.msg[:copy(p.msg, m[len("[command]"):])]
+		p.cutMessageHead(len("[command]"))
 	case m[0] == ':' && m[1] == ':':
 		p.classifyCommand()
 	}
 }
 
+// cutMessageHead removes the first n bytes of the pending message.
+func (p *Parser) cutMessageHead(n int) {
+	m := p.buf[p.done:]
+	p.buf = p.buf[:p.done+copy(m, m[n:])]
+}
+
 // classifyCommand handles a workflow command line "::name prop=v,prop=v::data".
 func (p *Parser) classifyCommand() {
-	m := p.msg[2:]
+	m := p.buf[p.done+2:]
 	end := bytes.Index(m, []byte("::"))
 	if end <= 0 {
 		return
@@ -383,20 +448,20 @@ func (p *Parser) classifyCommand() {
 	data := m[end+2:]
 	switch {
 	case bytes.EqualFold(name, []byte("error")):
-		p.level = LevelError
+		p.level = kindError
 	case bytes.EqualFold(name, []byte("warning")):
-		p.level = LevelWarning
+		p.level = kindWarning
 	case bytes.EqualFold(name, []byte("notice")), bytes.EqualFold(name, []byte("group")):
-		p.level = LevelInfo
+		p.level = kindInfo
 	case bytes.EqualFold(name, []byte("debug")):
-		p.level = LevelDebug
+		p.level = kindDebug
 	case bytes.EqualFold(name, []byte("endgroup")):
-		p.msg = p.msg[:0]
+		p.buf = p.buf[:p.done]
 		return
 	case bytes.EqualFold(name, []byte("add-mask")):
 		// The value is a secret: drop it and whatever continues it.
 		p.discard = true
-		p.msg = p.msg[:0]
+		p.buf = p.buf[:p.done]
 		return
 	default:
 		return
@@ -410,7 +475,8 @@ func (p *Parser) classifyCommand() {
 		out = appendUnescaped(out, props)
 		out = append(out, ')')
 	}
-	p.scratch, p.msg = p.msg, trimRightSpace(out)
+	p.buf = trimRightSpace(append(p.buf[:p.done], out...), p.done)
+	p.scratch = out[:0]
 }
 
 // appendUnescaped undoes the escaping of workflow command data and properties
@@ -444,10 +510,11 @@ func appendUnescaped(dst, s []byte) []byte {
 	}
 }
 
-// parseTimestamp reads the "2024-01-20T10:01:00.1234567Z " prefix of a line.
-func (p *Parser) parseTimestamp(line []byte) (time.Time, []byte, bool) {
+// parseTimestamp reads the "2024-01-20T10:01:00.1234567Z " prefix of a line: it returns the time
+// in Unix seconds and the text after the prefix.
+func (p *Parser) parseTimestamp(line []byte) (int64, []byte, bool) {
 	if len(line) < 20 || line[4] != '-' || line[7] != '-' || line[10] != 'T' || line[13] != ':' || line[16] != ':' {
-		return time.Time{}, nil, false
+		return 0, nil, false
 	}
 	i := 19
 	if line[i] == '.' {
@@ -457,57 +524,54 @@ func (p *Parser) parseTimestamp(line []byte) (time.Time, []byte, bool) {
 			i++
 		}
 		if i == start {
-			return time.Time{}, nil, false
+			return 0, nil, false
 		}
 	}
 	if i >= len(line) {
-		return time.Time{}, nil, false
+		return 0, nil, false
 	}
-	offset := 0
+	var offset int64
 	switch line[i] {
 	case 'Z':
 		i++
 	case '+', '-':
 		if i+6 > len(line) || line[i+3] != ':' {
-			return time.Time{}, nil, false
+			return 0, nil, false
 		}
 		oh, ok1 := digits2(line[i+1:])
 		om, ok2 := digits2(line[i+4:])
 		if !ok1 || !ok2 || oh > 23 || om > 59 {
-			return time.Time{}, nil, false
+			return 0, nil, false
 		}
-		offset = (oh*60 + om) * 60
+		offset = int64(oh*60+om) * 60
 		if line[i] == '-' {
 			offset = -offset
 		}
 		i += 6
 	default:
-		return time.Time{}, nil, false
+		return 0, nil, false
 	}
 	if i < len(line) {
 		if line[i] != ' ' {
-			return time.Time{}, nil, false
+			return 0, nil, false
 		}
 		i++
 	}
 	text := line[i:]
-	if offset == 0 && p.cacheOK && bytes.Equal(line[:19], p.cacheKey[:]) {
-		return p.cacheTime, text, true
+	if p.cacheOK && bytes.Equal(line[:19], p.cacheKey[:]) {
+		return p.cacheSec - offset, text, true
 	}
-	t, ok := parseSecond(line[:19])
+	sec, ok := parseSecond(line[:19])
 	if !ok {
-		return time.Time{}, nil, false
+		return 0, nil, false
 	}
-	if offset != 0 {
-		return t.Add(-time.Duration(offset) * time.Second), text, true
-	}
-	p.cacheOK, p.cacheTime = true, t
+	p.cacheOK, p.cacheSec = true, sec
 	copy(p.cacheKey[:], line[:19])
-	return t, text, true
+	return sec - offset, text, true
 }
 
-// parseSecond parses "2024-01-20T10:01:00" (separators already checked) as UTC.
-func parseSecond(b []byte) (time.Time, bool) {
+// parseSecond parses "2024-01-20T10:01:00" (separators already checked) as UTC Unix seconds.
+func parseSecond(b []byte) (int64, bool) {
 	y1, ok1 := digits2(b[0:])
 	y2, ok2 := digits2(b[2:])
 	mo, ok3 := digits2(b[5:])
@@ -516,13 +580,13 @@ func parseSecond(b []byte) (time.Time, bool) {
 	mi, ok6 := digits2(b[14:])
 	s, ok7 := digits2(b[17:])
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59 {
-		return time.Time{}, false
+		return 0, false
 	}
 	t := time.Date(y1*100+y2, time.Month(mo), d, h, mi, s, 0, time.UTC)
 	if t.Day() != d { // 2024-02-30 normalizes to March
-		return time.Time{}, false
+		return 0, false
 	}
-	return t, true
+	return t.Unix(), true
 }
 
 func digits2(b []byte) (int, bool) {
@@ -543,34 +607,51 @@ func upper(c byte) byte {
 
 const esc = 0x1b
 
-// appendClean appends src to dst without ANSI escape sequences, NUL bytes and invalid UTF-8.
+// appendClean appends src to dst without ANSI escape sequences and NUL bytes, replacing each byte of
+// invalid UTF-8 by U+FFFD. It is the hot path: printable ASCII is skipped 8 bytes at a time.
 func appendClean(dst, src []byte) []byte {
+	start, i := 0, 0
 	for {
-		i := bytes.IndexByte(src, esc)
-		if i < 0 {
-			return appendText(dst, src)
+		for i+8 <= len(src) {
+			w := binary.LittleEndian.Uint64(src[i:])
+			// A byte below 0x20 borrows into its high bit; a byte from 0x80 has it set. Bytes above
+			// the first hit may be false hits: the byte loop sorts them out.
+			if ((w-0x2020202020202020)|w)&0x8080808080808080 != 0 {
+				break
+			}
+			i += 8
 		}
-		dst = appendText(dst, src[:i])
-		src = src[i+escapeLen(src[i:]):]
-	}
-}
-
-// appendText appends s, which holds no ESC, replacing invalid UTF-8 bytes by U+FFFD and dropping NULs.
-func appendText(dst, s []byte) []byte {
-	if bytes.IndexByte(s, 0) < 0 && utf8.Valid(s) {
-		return append(dst, s...)
-	}
-	for len(s) > 0 {
-		r, size := utf8.DecodeRune(s)
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = utf8.AppendRune(dst, utf8.RuneError)
-		case r != 0:
-			dst = append(dst, s[:size]...)
+		if i >= len(src) {
+			break
 		}
-		s = s[size:]
+		// Look at up to 8 bytes one by one, then go back to the word loop.
+		for end := min(i+8, len(src)); i < end; {
+			c := src[i]
+			switch {
+			case c >= 0x20 && c < 0x80:
+				i++
+			case c == esc:
+				dst = append(dst, src[start:i]...)
+				i += escapeLen(src[i:])
+				start = i
+			case c == 0:
+				dst = append(dst, src[start:i]...)
+				i++
+				start = i
+			case c < 0x80:
+				i++ // other control characters (tab, CR) are text
+			default:
+				r, size := utf8.DecodeRune(src[i:])
+				if r == utf8.RuneError && size == 1 {
+					dst = append(dst, src[start:i]...)
+					dst = append(dst, "\uFFFD"...)
+					start = i + 1
+				}
+				i += size
+			}
+		}
 	}
-	return dst
+	return append(dst, src[start:]...)
 }
 
 // escapeLen returns the length of the escape sequence at the start of s (s[0] is ESC). A sequence
