@@ -6,9 +6,12 @@
 package workflows
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"log/slog"
+	"net/http"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -53,6 +56,38 @@ type Options struct {
 	DispatchesPerMinute int
 	// DownloadMode is "redirect" (default) or "proxy".
 	DownloadMode string
+
+	// ReconcileInterval is how often the reconciler (a River periodic job,
+	// leader only) looks for stale builds (default 30s).
+	ReconcileInterval time.Duration
+	// StaleAfter: a build neither terminal nor updated for this long is
+	// polled on GitHub (default 60s).
+	StaleAfter time.Duration
+	// NoRunTimeout fails a build whose dispatch GitHub accepted but whose
+	// workflow run never appeared (default 10m).
+	NoRunTimeout time.Duration
+	// MaxQueueDuration fails a build whose run stays queued this long, no
+	// runner having picked it up (default 24h, as GitHub).
+	MaxQueueDuration time.Duration
+	// LogWaitTimeout is how long after a job completed its log is awaited
+	// while GitHub still answers 404 (default 2m).
+	LogWaitTimeout time.Duration
+	// PollDelay is the first wait when looking again for something GitHub
+	// has not made visible yet (a run after a GHES dispatch, a job log, the
+	// run of an early webhook); it doubles up to 15×PollDelay (default 2s).
+	PollDelay time.Duration
+	// DispatchSettle is how long after a dispatch attempt that ended without
+	// an answer the engine waits before concluding that no run was created
+	// and dispatching again (default 10s).
+	DispatchSettle time.Duration
+	// RetryDelay is the first retry delay of an engine job that failed with
+	// a transient error; it doubles per attempt up to MaxRetryDelay
+	// (defaults 1s and 5m).
+	RetryDelay    time.Duration
+	MaxRetryDelay time.Duration
+	// HTTPClient fetches artifacts from GitHub's signed URLs in proxy
+	// download mode (default: a client without overall timeout).
+	HTTPClient *http.Client
 }
 
 // Engine runs builds. Create it with NewEngine, then give it its River client
@@ -64,6 +99,10 @@ type Engine struct {
 	clock    Clock
 	log      *slog.Logger
 	opts     Options
+
+	// visibility caches RepositoryPrivate answers per repository.
+	visibilityMu sync.Mutex
+	visibility   map[string]visibilityEntry
 }
 
 // NewEngine returns an engine on store and forge. forge may be nil for
@@ -90,7 +129,22 @@ func NewEngine(store *models.Store, forge Forge, clock Clock, log *slog.Logger, 
 	if opts.DownloadMode == "" {
 		opts.DownloadMode = "redirect"
 	}
-	return &Engine{store: store, forge: forge, clock: clock, log: log, opts: opts}
+	opts.ReconcileInterval = cmp.Or(opts.ReconcileInterval, 30*time.Second)
+	opts.StaleAfter = cmp.Or(opts.StaleAfter, 60*time.Second)
+	opts.NoRunTimeout = cmp.Or(opts.NoRunTimeout, 10*time.Minute)
+	opts.MaxQueueDuration = cmp.Or(opts.MaxQueueDuration, 24*time.Hour)
+	opts.LogWaitTimeout = cmp.Or(opts.LogWaitTimeout, 2*time.Minute)
+	opts.PollDelay = cmp.Or(opts.PollDelay, 2*time.Second)
+	opts.DispatchSettle = cmp.Or(opts.DispatchSettle, 10*time.Second)
+	opts.RetryDelay = cmp.Or(opts.RetryDelay, time.Second)
+	opts.MaxRetryDelay = cmp.Or(opts.MaxRetryDelay, 5*time.Minute)
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{store: store, forge: forge, clock: clock, log: log, opts: opts, visibility: map[string]visibilityEntry{}}
 }
 
 // SetInserter gives the engine the River client it inserts jobs with.

@@ -1,10 +1,111 @@
 package workflows
 
+import (
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// The engine's River jobs. Each is inserted in the same transaction as the
+// row change that calls for it.
+
 // DispatchBuildArgs is the River job that dispatches a queued build to GitHub
 // Actions. It is inserted in the same transaction as the build row.
 type DispatchBuildArgs struct {
-	BuildID string `json:"build_id"`
+	BuildID string `json:"build_id" river:"unique"`
 }
 
 // Kind implements river.JobArgs.
 func (DispatchBuildArgs) Kind() string { return "dispatch_build" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: one pending dispatch
+// per build.
+func (DispatchBuildArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 12, UniqueOpts: uniqueWhileActive()}
+}
+
+// ApplyEventArgs applies one GitHub webhook event (already verified, parsed
+// and recorded by its delivery id) to the build it concerns.
+type ApplyEventArgs struct {
+	DeliveryID string       `json:"delivery_id"`
+	Event      WebhookEvent `json:"event"`
+}
+
+// Kind implements river.JobArgs.
+func (ApplyEventArgs) Kind() string { return "apply_github_event" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (ApplyEventArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 8} }
+
+// ReconcileArgs is the periodic job that looks for stale builds and polls
+// each on GitHub (PollBuildArgs).
+type ReconcileArgs struct{}
+
+// Kind implements river.JobArgs.
+func (ReconcileArgs) Kind() string { return "reconcile_builds" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: at most one pending
+// reconcile pass.
+func (ReconcileArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 1, UniqueOpts: uniqueWhileActive()}
+}
+
+// PollBuildArgs reads one build's run and job on GitHub and applies what
+// changed, and enforces the engine's timeouts.
+type PollBuildArgs struct {
+	BuildID string `json:"build_id" river:"unique"`
+}
+
+// Kind implements river.JobArgs.
+func (PollBuildArgs) Kind() string { return "poll_build" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (PollBuildArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: uniqueWhileActive()}
+}
+
+// FinalizeBuildArgs completes a build whose job finished on GitHub: fetch
+// and store its log, resolve its artifact, then set its final status.
+type FinalizeBuildArgs struct {
+	BuildID string `json:"build_id" river:"unique"`
+	// CompletedAt is when GitHub says the job (or run) completed.
+	CompletedAt time.Time `json:"completed_at"`
+}
+
+// Kind implements river.JobArgs.
+func (FinalizeBuildArgs) Kind() string { return "finalize_build" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (FinalizeBuildArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 12, UniqueOpts: uniqueWhileActive()}
+}
+
+// CancelRunArgs asks GitHub to cancel a workflow run: a build's run when the
+// user cancels it or it timed out, or a stray second run of a build.
+type CancelRunArgs struct {
+	BuildID string `json:"build_id" river:"unique"`
+	Repo    string `json:"repo" river:"unique"`
+	RunID   int64  `json:"run_id" river:"unique"`
+}
+
+// Kind implements river.JobArgs.
+func (CancelRunArgs) Kind() string { return "cancel_run" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (CancelRunArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 12, UniqueOpts: uniqueWhileActive()}
+}
+
+// uniqueWhileActive makes a job unique by its args among jobs not yet
+// finished, so a second request while one is pending or running is dropped,
+// and a later one (after it completed) is accepted.
+func uniqueWhileActive() river.UniqueOpts {
+	return river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable,
+		rivertype.JobStatePending,
+		rivertype.JobStateRetryable,
+		rivertype.JobStateRunning,
+		rivertype.JobStateScheduled,
+	}}
+}

@@ -3,17 +3,36 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/riverqueue/river"
+	"gorm.io/gorm"
+
+	"github.com/deskforge/deskforge/models"
 )
 
 // RegisterWorkers adds the engine's River workers to workers.
 func (e *Engine) RegisterWorkers(workers *river.Workers) {
 	river.AddWorker(workers, &dispatchWorker{engine: e})
+	river.AddWorker(workers, &applyEventWorker{engine: e})
+	river.AddWorker(workers, &reconcileWorker{engine: e})
+	river.AddWorker(workers, &pollBuildWorker{engine: e})
+	river.AddWorker(workers, &finalizeWorker{engine: e})
+	river.AddWorker(workers, &cancelRunWorker{engine: e})
 }
 
-// PeriodicJobs returns the engine's periodic River jobs (run by the leader).
-func (e *Engine) PeriodicJobs() []*river.PeriodicJob { return nil }
+// PeriodicJobs returns the engine's periodic River jobs (run by the leader):
+// the reconciler, every Options.ReconcileInterval, and once at start.
+func (e *Engine) PeriodicJobs() []*river.PeriodicJob {
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(
+			river.PeriodicInterval(e.opts.ReconcileInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true},
+		),
+	}
+}
 
 // dispatchWorker dispatches a queued build to GitHub Actions.
 type dispatchWorker struct {
@@ -21,7 +40,176 @@ type dispatchWorker struct {
 	engine *Engine
 }
 
-// Work is a placeholder until the engine lands.
+// Work implements river.Worker.
 func (w *dispatchWorker) Work(ctx context.Context, job *river.Job[DispatchBuildArgs]) error {
-	return errors.New("dispatch worker not implemented yet")
+	return w.engine.dispatchBuild(ctx, job.Args.BuildID, job.Attempt >= job.MaxAttempts)
+}
+
+// NextRetry waits at least Options.DispatchSettle, so that a run created by
+// an attempt whose answer was lost is visible before the next attempt looks
+// for it.
+func (w *dispatchWorker) NextRetry(job *river.Job[DispatchBuildArgs]) time.Time {
+	return time.Now().Add(max(w.engine.retryDelay(job.Attempt), w.engine.opts.DispatchSettle))
+}
+
+// applyEventWorker applies a recorded webhook event.
+type applyEventWorker struct {
+	river.WorkerDefaults[ApplyEventArgs]
+	engine *Engine
+}
+
+// Work implements river.Worker.
+func (w *applyEventWorker) Work(ctx context.Context, job *river.Job[ApplyEventArgs]) error {
+	return w.engine.applyEvent(ctx, job.Args, job.CreatedAt)
+}
+
+// NextRetry implements river.Worker.
+func (w *applyEventWorker) NextRetry(job *river.Job[ApplyEventArgs]) time.Time {
+	return time.Now().Add(w.engine.retryDelay(job.Attempt))
+}
+
+// reconcileWorker runs the periodic reconcile pass.
+type reconcileWorker struct {
+	river.WorkerDefaults[ReconcileArgs]
+	engine *Engine
+}
+
+// Work implements river.Worker.
+func (w *reconcileWorker) Work(ctx context.Context, _ *river.Job[ReconcileArgs]) error {
+	return w.engine.reconcile(ctx)
+}
+
+// pollBuildWorker polls one stale build.
+type pollBuildWorker struct {
+	river.WorkerDefaults[PollBuildArgs]
+	engine *Engine
+}
+
+// Work implements river.Worker.
+func (w *pollBuildWorker) Work(ctx context.Context, job *river.Job[PollBuildArgs]) error {
+	return w.engine.pollBuild(ctx, job.Args.BuildID)
+}
+
+// NextRetry implements river.Worker.
+func (w *pollBuildWorker) NextRetry(job *river.Job[PollBuildArgs]) time.Time {
+	return time.Now().Add(w.engine.retryDelay(job.Attempt))
+}
+
+// finalizeWorker fetches a completed build's log and artifact and sets its
+// final status.
+type finalizeWorker struct {
+	river.WorkerDefaults[FinalizeBuildArgs]
+	engine *Engine
+}
+
+// Work implements river.Worker.
+func (w *finalizeWorker) Work(ctx context.Context, job *river.Job[FinalizeBuildArgs]) error {
+	err := w.engine.finalizeBuild(ctx, job.Args)
+	var snooze *river.JobSnoozeError
+	if err != nil && !errors.As(err, &snooze) && job.Attempt >= job.MaxAttempts {
+		// Out of retries: the build must still end, without its log.
+		w.engine.log.Error("finalize: giving up", "build_id", job.Args.BuildID, "error", err)
+		return w.engine.failBuild(ctx, job.Args.BuildID, fmt.Sprintf("could not read the outcome from GitHub: %v", err), nil)
+	}
+	return err
+}
+
+// NextRetry implements river.Worker.
+func (w *finalizeWorker) NextRetry(job *river.Job[FinalizeBuildArgs]) time.Time {
+	return time.Now().Add(w.engine.retryDelay(job.Attempt))
+}
+
+// Timeout allows for downloading and storing a large job log.
+func (w *finalizeWorker) Timeout(*river.Job[FinalizeBuildArgs]) time.Duration {
+	return 15 * time.Minute
+}
+
+// cancelRunWorker cancels a workflow run on GitHub.
+type cancelRunWorker struct {
+	river.WorkerDefaults[CancelRunArgs]
+	engine *Engine
+}
+
+// Work implements river.Worker.
+func (w *cancelRunWorker) Work(ctx context.Context, job *river.Job[CancelRunArgs]) error {
+	return w.engine.cancelRun(ctx, job.Args, job.Attempt >= job.MaxAttempts)
+}
+
+// NextRetry implements river.Worker.
+func (w *cancelRunWorker) NextRetry(job *river.Job[CancelRunArgs]) time.Time {
+	return time.Now().Add(w.engine.retryDelay(job.Attempt))
+}
+
+// retryDelay is the wait before retrying attempt n (1-based) of a job that
+// failed: Options.RetryDelay doubled per attempt, capped at MaxRetryDelay.
+func (e *Engine) retryDelay(attempt int) time.Duration {
+	d := e.opts.RetryDelay
+	for i := 1; i < attempt && d < e.opts.MaxRetryDelay; i++ {
+		d *= 2
+	}
+	return min(d, e.opts.MaxRetryDelay)
+}
+
+// backoff is the wait before looking again for something GitHub has not
+// made visible yet, after having waited for it so long: PollDelay at first,
+// growing with the wait, capped at 15×PollDelay.
+func (e *Engine) backoff(waited time.Duration) time.Duration {
+	d := max(e.opts.PollDelay, waited/4)
+	return min(d, 15*e.opts.PollDelay)
+}
+
+// forgeJobError turns a Forge failure into what River should do with the
+// job: wait until a rate limit resets (a snooze: not counted as a failed
+// attempt, nothing lost), or retry with backoff.
+func (e *Engine) forgeJobError(err error) error {
+	var limited *RateLimitError
+	if errors.As(err, &limited) {
+		wait := time.Until(limited.Until)
+		if wait < 50*time.Millisecond {
+			wait = 50 * time.Millisecond
+		}
+		e.log.Info("GitHub rate limit: waiting until it resets", "until", limited.Until, "secondary", limited.Secondary)
+		return river.JobSnooze(wait)
+	}
+	return err
+}
+
+// insertTx inserts a River job inside tx.
+func (e *Engine) insertTx(ctx context.Context, tx *gorm.DB, args river.JobArgs) error {
+	if e.inserter == nil {
+		return errors.New("build engine: no job inserter (call SetInserter)")
+	}
+	if _, err := e.inserter.InsertTx(ctx, models.SQLTx(tx), args, nil); err != nil {
+		return fmt.Errorf("insert %s job: %w", args.Kind(), err)
+	}
+	return nil
+}
+
+// visibilityEntry is a cached RepositoryPrivate answer.
+type visibilityEntry struct {
+	private bool
+	at      time.Time
+}
+
+// visibilityTTL is how long a repository's visibility is cached.
+const visibilityTTL = 10 * time.Minute
+
+// repoPrivate reports whether repo is private, cached for visibilityTTL so
+// that successful builds do not each cost a GitHub request.
+func (e *Engine) repoPrivate(ctx context.Context, repo string) (bool, error) {
+	now := e.clock.Now()
+	e.visibilityMu.Lock()
+	c, ok := e.visibility[repo]
+	e.visibilityMu.Unlock()
+	if ok && now.Sub(c.at) < visibilityTTL {
+		return c.private, nil
+	}
+	private, err := e.forge.RepositoryPrivate(ctx, repo)
+	if err != nil {
+		return false, fmt.Errorf("visibility of %s: %w", repo, err)
+	}
+	e.visibilityMu.Lock()
+	e.visibility[repo] = visibilityEntry{private: private, at: now}
+	e.visibilityMu.Unlock()
+	return private, nil
 }

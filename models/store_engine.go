@@ -1,0 +1,170 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// The build engine's store methods. Methods ending in Tx run inside a
+// caller's transaction (Store.Tx) and must be given that transaction.
+
+// LoadBuild reads one build (no locking).
+func (s *Store) LoadBuild(ctx context.Context, id string) (Build, error) {
+	var b Build
+	err := s.Gorm(ctx).Where("id = ?", id).Take(&b).Error
+	return b, translate(err, "load build "+id)
+}
+
+// LockBuildTx reads a build inside tx and holds it until tx ends: SELECT …
+// FOR UPDATE on PostgreSQL; SQLite's immediate transactions already hold the
+// database's write lock.
+func (s *Store) LockBuildTx(ctx context.Context, tx *gorm.DB, id string) (Build, error) {
+	var b Build
+	err := s.locking(tx.WithContext(ctx)).Where("id = ?", id).Take(&b).Error
+	return b, translate(err, "lock build "+id)
+}
+
+// LockBuildByRunTx reads and locks the build whose workflow run is runID.
+func (s *Store) LockBuildByRunTx(ctx context.Context, tx *gorm.DB, runID int64) (Build, error) {
+	var b Build
+	err := s.locking(tx.WithContext(ctx)).Where("run_id = ?", runID).Order("created_at").Take(&b).Error
+	return b, translate(err, fmt.Sprintf("lock build of run %d", runID))
+}
+
+func (s *Store) locking(q *gorm.DB) *gorm.DB {
+	if s.db.Dialect == DialectPostgres {
+		return q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	return q
+}
+
+// UpdateBuildTx sets fields (column name → value) on a build and its
+// updated_at to now.
+func UpdateBuildTx(ctx context.Context, tx *gorm.DB, id string, now time.Time, fields map[string]any) error {
+	fields["updated_at"] = now.UTC()
+	res := tx.WithContext(ctx).Model(&Build{}).Where("id = ?", id).Updates(fields)
+	if res.Error != nil {
+		return fmt.Errorf("update build %s: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("update build %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// Transition is one status change of a build.
+type Transition struct {
+	To      string         // the new status
+	Reason  string         // why, stored with the transition ("" for none)
+	At      time.Time      // when it happened
+	Level   string         // level of the log entry recording it
+	Message string         // the log entry's message
+	Fields  map[string]any // other columns set in the same UPDATE
+}
+
+// TransitionBuildTx moves b from its current status to t.To inside tx, only
+// if the row still has b.Status and the move is forward (StatusRank grows):
+// a duplicate or late change does nothing and returns false. A change stores
+// one BuildTransition row and one log entry, and updates b in memory.
+func TransitionBuildTx(ctx context.Context, tx *gorm.DB, b *Build, t Transition, now time.Time) (bool, error) {
+	if StatusRank(t.To) <= StatusRank(b.Status) {
+		return false, nil
+	}
+	fields := map[string]any{}
+	for k, v := range t.Fields {
+		fields[k] = v
+	}
+	fields["status"] = t.To
+	fields["updated_at"] = now.UTC()
+	res := tx.WithContext(ctx).Model(&Build{}).Where("id = ? AND status = ?", b.ID, b.Status).Updates(fields)
+	if res.Error != nil {
+		return false, fmt.Errorf("move build %s from %s to %s: %w", b.ID, b.Status, t.To, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return false, nil
+	}
+	if err := RecordTransitionTx(ctx, tx, b.ID, b.Status, t.To, t.Reason, t.At, t.Level, t.Message); err != nil {
+		return false, err
+	}
+	b.Status = t.To
+	b.UpdatedAt = now.UTC()
+	return true, nil
+}
+
+// StaleBuildIDs returns up to limit builds that are not terminal and were
+// last updated before cutoff, least recently updated first.
+func (s *Store) StaleBuildIDs(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
+	var ids []string
+	err := s.Gorm(ctx).Model(&Build{}).
+		Where("status IN ? AND updated_at < ?", []string{StatusQueued, StatusBuilding}, cutoff.UTC()).
+		Order("updated_at").Limit(limit).Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("list stale builds: %w", err)
+	}
+	return ids, nil
+}
+
+// BuildsAwaitingRun counts builds whose dispatch was attempted but whose
+// workflow run is not known yet (a webhook may name a run before the
+// dispatch is recorded).
+func (s *Store) BuildsAwaitingRun(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.Gorm(ctx).Model(&Build{}).
+		Where("status IN ? AND dispatched_at IS NOT NULL AND run_id IS NULL", []string{StatusQueued, StatusBuilding}).
+		Count(&n).Error
+	if err != nil {
+		return 0, fmt.Errorf("count builds awaiting a run: %w", err)
+	}
+	return n, nil
+}
+
+// RecordWebhookDeliveryTx stores a webhook delivery unless one with the same
+// DeliveryID exists; it reports whether the delivery is new.
+func RecordWebhookDeliveryTx(ctx context.Context, tx *gorm.DB, d *WebhookDelivery) (bool, error) {
+	res := tx.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "delivery_id"}}, DoNothing: true}).Create(d)
+	if res.Error != nil {
+		return false, fmt.Errorf("record webhook delivery %s: %w", d.DeliveryID, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// MarkWebhookProcessedTx records when a delivery's event was applied.
+func MarkWebhookProcessedTx(ctx context.Context, tx *gorm.DB, deliveryID string, at time.Time) error {
+	err := tx.WithContext(ctx).Model(&WebhookDelivery{}).Where("delivery_id = ?", deliveryID).
+		Update("processed_at", at.UTC()).Error
+	if err != nil {
+		return fmt.Errorf("mark webhook delivery %s processed: %w", deliveryID, err)
+	}
+	return nil
+}
+
+// GetSetting returns a persisted setting, or ErrNotFound.
+func (s *Store) GetSetting(ctx context.Context, key string) (string, error) {
+	var st Setting
+	err := s.Gorm(ctx).Where("key = ?", key).Take(&st).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", fmt.Errorf("setting %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("setting %s: %w", key, err)
+	}
+	return st.Value, nil
+}
+
+// PutSetting stores (or replaces) a setting.
+func (s *Store) PutSetting(ctx context.Context, key, value string, now time.Time) error {
+	st := Setting{Key: key, Value: value, UpdatedAt: now.UTC()}
+	err := s.Gorm(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "key"}},
+		DoUpdates: clause.AssignmentColumns([]string{"value", "updated_at"}),
+	}).Create(&st).Error
+	if err != nil {
+		return fmt.Errorf("put setting %s: %w", key, err)
+	}
+	return nil
+}

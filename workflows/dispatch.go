@@ -1,0 +1,326 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/riverqueue/river"
+	"gorm.io/gorm"
+
+	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/templates"
+)
+
+// Reasons a build fails for, as stored and shown in its log.
+const (
+	reasonNoRun = "no workflow run appeared for this build"
+)
+
+// dispatchBuild dispatches a queued build to GitHub Actions: one build, one
+// run, always. Once a dispatch was attempted (dispatched_at is set before
+// GitHub is called), every later attempt first looks for a run of the build
+// by its display title, so a dispatch whose answer was lost (network error,
+// crash, restart) is never repeated when GitHub did create the run. When
+// GitHub accepted the dispatch without naming the run (GHES), the job keeps
+// looking for the run by its title, snoozing with backoff, until
+// Options.NoRunTimeout.
+func (e *Engine) dispatchBuild(ctx context.Context, buildID string, finalAttempt bool) error {
+	b, err := e.store.LoadBuild(ctx, buildID)
+	if errors.Is(err, models.ErrNotFound) {
+		e.log.Warn("dispatch: build no longer exists", "build_id", buildID)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("dispatch build %s: %w", buildID, err)
+	}
+	if models.IsTerminal(b.Status) || b.RunID != nil {
+		return nil
+	}
+	target, err := e.dispatchTarget(b)
+	if err != nil {
+		return e.failBuild(ctx, b.ID, err.Error(), nil)
+	}
+
+	if b.DispatchedAt != nil {
+		run, found, err := e.findRun(ctx, b, target)
+		if err != nil {
+			return e.forgeJobError(fmt.Errorf("dispatch build %s: look for its run: %w", b.ID, err))
+		}
+		if found {
+			return e.recordFoundRun(ctx, b.ID, run)
+		}
+		if b.DispatchAcceptedAt != nil {
+			// GitHub accepted the dispatch: the run will show up; never
+			// dispatch a second time.
+			waited := e.clock.Now().Sub(*b.DispatchAcceptedAt)
+			if waited > e.opts.NoRunTimeout {
+				return e.failBuild(ctx, b.ID, reasonNoRun, nil)
+			}
+			return river.JobSnooze(e.backoff(waited))
+		}
+		if b.CancelRequested {
+			return e.cancelUndispatched(ctx, b.ID)
+		}
+		// The earlier attempt got no answer and created no run (retries
+		// wait at least Options.DispatchSettle): dispatch again.
+	} else {
+		ok, err := e.markDispatchAttempt(ctx, b.ID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil // cancelled meanwhile
+		}
+	}
+
+	res, err := e.forge.DispatchWorkflow(ctx, DispatchRequest{
+		Repo: target.repo, Workflow: target.workflow, Ref: target.ref, Inputs: e.dispatchInputs(b),
+	})
+	var invalid *InvalidError
+	switch {
+	case err == nil:
+	case errors.As(err, &invalid):
+		return e.failBuild(ctx, b.ID, fmt.Sprintf("GitHub refused to dispatch %s in %s at %s: %s", target.workflow, target.repo, target.ref, invalid.Message), nil)
+	case errors.Is(err, ErrNotFound):
+		return e.failBuild(ctx, b.ID, fmt.Sprintf("GitHub found no workflow %s in %s at ref %s (404): check the project's repository, workflow and ref", target.workflow, target.repo, target.ref), nil)
+	default:
+		var limited *RateLimitError
+		if finalAttempt && !errors.As(err, &limited) {
+			return e.failBuild(ctx, b.ID, fmt.Sprintf("could not dispatch the workflow: %v", err), nil)
+		}
+		return e.forgeJobError(fmt.Errorf("dispatch build %s: %w", b.ID, err))
+	}
+	return e.recordDispatch(ctx, b.ID, target, res)
+}
+
+// dispatchTarget is where a build runs.
+type dispatchTarget struct {
+	repo, workflow, ref string
+}
+
+func (e *Engine) dispatchTarget(b models.Build) (dispatchTarget, error) {
+	t := dispatchTarget{repo: b.Repository, workflow: b.Workflow, ref: b.Ref}
+	if t.repo == "" {
+		t.repo = e.opts.BuilderRepo
+		if t.workflow == "" {
+			t.workflow = e.opts.BuilderWorkflow
+		}
+		if t.ref == "" {
+			t.ref = e.opts.BuilderRef
+		}
+	}
+	if t.workflow == "" {
+		t.workflow = e.opts.BuilderWorkflow
+	}
+	if t.ref == "" {
+		t.ref = "main"
+	}
+	if t.repo == "" {
+		return t, errors.New("the project has no repository and the server has no builder repository (DESKFORGE_BUILDER_REPO)")
+	}
+	return t, nil
+}
+
+// dispatchInputs are the template contract's inputs, strings only.
+func (e *Engine) dispatchInputs(b models.Build) map[string]string {
+	runner := b.Runner
+	if runner == "" {
+		runner = e.opts.Runners.Runner(b.Platform, b.Arch)
+	}
+	inputs := map[string]string{
+		templates.InputBuildID:  b.ID,
+		templates.InputPlatform: b.Platform,
+		templates.InputArch:     b.Arch,
+		templates.InputVersion:  b.Version,
+		templates.InputRunner:   runner,
+	}
+	if b.Config != "" {
+		inputs[templates.InputConfig] = b.Config
+	}
+	return inputs
+}
+
+// markDispatchAttempt records, before GitHub is called, that a dispatch is
+// being attempted. It reports false when the build is no longer dispatchable
+// (cancelled meanwhile).
+func (e *Engine) markDispatchAttempt(ctx context.Context, buildID string) (bool, error) {
+	now := e.clock.Now()
+	res := e.store.Gorm(ctx).Model(&models.Build{}).
+		Where("id = ? AND status = ? AND dispatched_at IS NULL AND cancel_requested = ?", buildID, models.StatusQueued, false).
+		Updates(map[string]any{"dispatched_at": now, "updated_at": now})
+	if res.Error != nil {
+		return false, fmt.Errorf("dispatch build %s: mark attempt: %w", buildID, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// findRun looks for the workflow run of b by its display title. Should
+// GitHub hold several (which the engine never causes), the oldest is the
+// build's and the others are cancelled.
+func (e *Engine) findRun(ctx context.Context, b models.Build, target dispatchTarget) (Run, bool, error) {
+	runs, err := e.forge.ListDispatchRuns(ctx, target.repo, target.workflow, b.CreatedAt.Add(-time.Minute))
+	if err != nil {
+		return Run{}, false, err
+	}
+	var mine []Run
+	for _, r := range runs {
+		if templates.RunNameBuildID(r.DisplayTitle) == b.ID {
+			if r.Repo == "" {
+				r.Repo = target.repo
+			}
+			mine = append(mine, r)
+		}
+	}
+	if len(mine) == 0 {
+		return Run{}, false, nil
+	}
+	sort.Slice(mine, func(i, j int) bool {
+		if !mine[i].CreatedAt.Equal(mine[j].CreatedAt) {
+			return mine[i].CreatedAt.Before(mine[j].CreatedAt)
+		}
+		return mine[i].ID < mine[j].ID
+	})
+	return mine[0], true, nil
+}
+
+// recordDispatch stores GitHub's acceptance of a dispatch and, when GitHub
+// named the run, the run. Without a run id (GHES) the job snoozes and looks
+// the run up by its title.
+func (e *Engine) recordDispatch(ctx context.Context, buildID string, target dispatchTarget, res DispatchResult) error {
+	now := e.clock.Now()
+	err := e.store.Tx(ctx, func(tx *gorm.DB) error {
+		b, err := e.store.LockBuildTx(ctx, tx, buildID)
+		if err != nil {
+			return err
+		}
+		if err := models.UpdateBuildTx(ctx, tx, b.ID, now, map[string]any{"dispatch_accepted_at": now}); err != nil {
+			return err
+		}
+		if res.RunID == 0 {
+			return models.AppendLogTx(ctx, tx, b.ID, models.LogLine{Timestamp: now, Level: models.LevelInfo,
+				Message: fmt.Sprintf("Dispatched workflow %s in %s at %s; looking up its run by title", target.workflow, target.repo, target.ref)})
+		}
+		return e.recordRunTx(ctx, tx, &b, Run{ID: res.RunID, Repo: target.repo, HTMLURL: res.HTMLURL, Status: "queued"}, now)
+	})
+	if err != nil {
+		return fmt.Errorf("dispatch build %s: record dispatch: %w", buildID, err)
+	}
+	if res.RunID == 0 {
+		return river.JobSnooze(e.opts.PollDelay)
+	}
+	e.log.Info("build dispatched", "build_id", buildID, "run_id", res.RunID)
+	return nil
+}
+
+// recordFoundRun stores a run found by title for a build.
+func (e *Engine) recordFoundRun(ctx context.Context, buildID string, run Run) error {
+	now := e.clock.Now()
+	err := e.store.Tx(ctx, func(tx *gorm.DB) error {
+		b, err := e.store.LockBuildTx(ctx, tx, buildID)
+		if err != nil {
+			return err
+		}
+		if models.IsTerminal(b.Status) && b.RunID == nil {
+			// The build ended (cancelled, timed out) before its run was
+			// found: the run must not go on.
+			return e.insertTx(ctx, tx, CancelRunArgs{BuildID: b.ID, Repo: run.Repo, RunID: run.ID})
+		}
+		if b.DispatchAcceptedAt == nil {
+			if err := models.UpdateBuildTx(ctx, tx, b.ID, now, map[string]any{"dispatch_accepted_at": now}); err != nil {
+				return err
+			}
+		}
+		return e.applyTx(ctx, tx, &b, observation{run: &run})
+	})
+	if err != nil {
+		return fmt.Errorf("dispatch build %s: record run %d: %w", buildID, run.ID, err)
+	}
+	return nil
+}
+
+// recordRunTx attaches run to b (whose run is not known yet): run id, URL
+// and the "Dispatched to workflow run" log entry. A build whose
+// cancellation was requested meanwhile gets its run cancelled.
+func (e *Engine) recordRunTx(ctx context.Context, tx *gorm.DB, b *models.Build, run Run, now time.Time) error {
+	runID := run.ID
+	fields := map[string]any{"run_id": runID, "run_html_url": run.HTMLURL}
+	if run.Status != "" {
+		fields["run_status"] = run.Status
+	}
+	if err := models.UpdateBuildTx(ctx, tx, b.ID, now, fields); err != nil {
+		return err
+	}
+	b.RunID = &runID
+	b.RunHTMLURL = run.HTMLURL
+	msg := fmt.Sprintf("Dispatched to workflow run %d", runID)
+	if run.HTMLURL != "" {
+		msg += " (" + run.HTMLURL + ")"
+	}
+	if err := models.AppendLogTx(ctx, tx, b.ID, models.LogLine{Timestamp: now, Level: models.LevelInfo, Message: msg}); err != nil {
+		return err
+	}
+	if b.CancelRequested {
+		return e.insertTx(ctx, tx, CancelRunArgs{BuildID: b.ID, Repo: e.repoOf(*b), RunID: runID})
+	}
+	return nil
+}
+
+// cancelUndispatched cancels a build whose dispatch never reached GitHub.
+func (e *Engine) cancelUndispatched(ctx context.Context, buildID string) error {
+	now := e.clock.Now()
+	return e.store.Tx(ctx, func(tx *gorm.DB) error {
+		b, err := e.store.LockBuildTx(ctx, tx, buildID)
+		if err != nil {
+			return err
+		}
+		_, err = models.TransitionBuildTx(ctx, tx, &b, models.Transition{
+			To: models.StatusCancelled, Reason: "cancelled before it was dispatched", At: now,
+			Level: models.LevelWarning, Message: "Build cancelled before it was dispatched",
+			Fields: map[string]any{"completed_at": now},
+		}, now)
+		return err
+	})
+}
+
+// failBuild moves a build to failed with reason (logged as "Build failed:
+// reason"), unless it is already terminal. fields are set with it.
+func (e *Engine) failBuild(ctx context.Context, buildID, reason string, fields map[string]any) error {
+	now := e.clock.Now()
+	err := e.store.Tx(ctx, func(tx *gorm.DB) error {
+		b, err := e.store.LockBuildTx(ctx, tx, buildID)
+		if err != nil {
+			return err
+		}
+		return e.failBuildTx(ctx, tx, &b, reason, now, fields)
+	})
+	if err != nil {
+		return fmt.Errorf("fail build %s: %w", buildID, err)
+	}
+	return nil
+}
+
+func (e *Engine) failBuildTx(ctx context.Context, tx *gorm.DB, b *models.Build, reason string, at time.Time, fields map[string]any) error {
+	all := map[string]any{"completed_at": at, "failure_reason": reason}
+	for k, v := range fields {
+		all[k] = v
+	}
+	changed, err := models.TransitionBuildTx(ctx, tx, b, models.Transition{
+		To: models.StatusFailed, Reason: reason, At: at,
+		Level: models.LevelError, Message: "Build failed: " + reason, Fields: all,
+	}, e.clock.Now())
+	if changed {
+		e.log.Info("build failed", "build_id", b.ID, "reason", reason)
+	}
+	return err
+}
+
+// repoOf is the repository a build runs in.
+func (e *Engine) repoOf(b models.Build) string {
+	if b.Repository != "" {
+		return b.Repository
+	}
+	return e.opts.BuilderRepo
+}

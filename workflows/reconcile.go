@@ -1,0 +1,175 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/deskforge/deskforge/models"
+)
+
+// reconcileBatch bounds how many stale builds one reconcile pass enqueues.
+const reconcileBatch = 1000
+
+// reconcile is the periodic pass (River runs it on the leader only): every
+// build that is neither terminal nor updated for Options.StaleAfter gets a
+// poll job (one per build at a time).
+func (e *Engine) reconcile(ctx context.Context) error {
+	ids, err := e.store.StaleBuildIDs(ctx, e.clock.Now().Add(-e.opts.StaleAfter), reconcileBatch)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	for start := 0; start < len(ids); start += 100 {
+		chunk := ids[start:min(start+100, len(ids))]
+		err := e.store.Tx(ctx, func(tx *gorm.DB) error {
+			for _, id := range chunk {
+				if err := e.insertTx(ctx, tx, PollBuildArgs{BuildID: id}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("reconcile: %w", err)
+		}
+	}
+	if len(ids) > 0 {
+		e.log.Debug("reconcile: polling stale builds", "count", len(ids))
+	}
+	return nil
+}
+
+// pollBuild reads a stale build's run and job on GitHub (conditional
+// requests: an unchanged run costs no rate limit) and applies what changed
+// through the same code as webhooks. It then enforces the engine's
+// timeouts: no run Options.NoRunTimeout after the dispatch was accepted,
+// queued longer than Options.MaxQueueDuration, building longer than
+// Options.MaxBuildDuration (the last two also cancel the run).
+func (e *Engine) pollBuild(ctx context.Context, buildID string) error {
+	b, err := e.store.LoadBuild(ctx, buildID)
+	if errors.Is(err, models.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("poll build %s: %w", buildID, err)
+	}
+	if models.IsTerminal(b.Status) {
+		return nil
+	}
+	now := e.clock.Now()
+
+	switch {
+	case b.RunConclusion != "":
+		// Completed on GitHub; finalization is pending or was lost.
+		return e.store.Tx(ctx, func(tx *gorm.DB) error {
+			if err := e.insertTx(ctx, tx, FinalizeBuildArgs{BuildID: b.ID}); err != nil {
+				return err
+			}
+			return models.UpdateBuildTx(ctx, tx, b.ID, now, map[string]any{})
+		})
+	case b.RunID == nil:
+		return e.pollUndispatched(ctx, b, now)
+	}
+
+	repo := e.repoOf(b)
+	run, err := e.forge.GetRun(ctx, repo, *b.RunID)
+	if errors.Is(err, ErrNotFound) {
+		return e.failBuild(ctx, b.ID, fmt.Sprintf("workflow run %d no longer exists on GitHub", *b.RunID), nil)
+	}
+	if err != nil {
+		return e.forgeJobError(fmt.Errorf("poll build %s: %w", b.ID, err))
+	}
+	if run.Repo == "" {
+		run.Repo = repo
+	}
+	obs := observation{run: &run}
+	if runStatusRank(run.Status) > 1 || b.Status != models.StatusQueued || b.JobID == nil {
+		jobs, err := e.forge.ListJobs(ctx, repo, *b.RunID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return e.forgeJobError(fmt.Errorf("poll build %s: %w", b.ID, err))
+		}
+		obs.job = pickJob(jobs, b.JobID)
+	}
+
+	err = e.store.Tx(ctx, func(tx *gorm.DB) error {
+		locked, err := e.store.LockBuildTx(ctx, tx, b.ID)
+		if err != nil {
+			return err
+		}
+		if err := e.applyTx(ctx, tx, &locked, obs); err != nil {
+			return err
+		}
+		if models.IsTerminal(locked.Status) || locked.RunConclusion != "" {
+			return nil
+		}
+		switch {
+		case locked.Status == models.StatusBuilding && locked.StartedAt != nil && now.Sub(*locked.StartedAt) > e.opts.MaxBuildDuration:
+			reason := fmt.Sprintf("timed out: still building after %s (maximum build duration)", e.opts.MaxBuildDuration)
+			return e.timeOutTx(ctx, tx, &locked, reason, now)
+		case locked.Status == models.StatusQueued && locked.DispatchAcceptedAt != nil && now.Sub(*locked.DispatchAcceptedAt) > e.opts.MaxQueueDuration:
+			reason := fmt.Sprintf("timed out: workflow run %d stayed queued for %s without a runner picking it up (runner %q)",
+				*locked.RunID, e.opts.MaxQueueDuration, e.dispatchInputs(locked)["runner"])
+			return e.timeOutTx(ctx, tx, &locked, reason, now)
+		}
+		// Polled: the build is not stale any more.
+		return models.UpdateBuildTx(ctx, tx, b.ID, now, map[string]any{})
+	})
+	if err != nil {
+		return fmt.Errorf("poll build %s: %w", b.ID, err)
+	}
+	return nil
+}
+
+// pollUndispatched handles a stale build without a known run: its dispatch
+// job is still at work (rate limit, retries), or GitHub accepted the
+// dispatch without naming the run (GHES) and the run has not been found.
+func (e *Engine) pollUndispatched(ctx context.Context, b models.Build, now time.Time) error {
+	if b.DispatchAcceptedAt != nil {
+		if now.Sub(*b.DispatchAcceptedAt) > e.opts.NoRunTimeout {
+			if b.CancelRequested {
+				return e.cancelUndispatched(ctx, b.ID)
+			}
+			return e.failBuild(ctx, b.ID, reasonNoRun, nil)
+		}
+		target, err := e.dispatchTarget(b)
+		if err == nil {
+			run, found, err := e.findRun(ctx, b, target)
+			if err != nil {
+				return e.forgeJobError(fmt.Errorf("poll build %s: %w", b.ID, err))
+			}
+			if found {
+				return e.recordFoundRun(ctx, b.ID, run)
+			}
+		}
+	}
+	return e.store.Tx(ctx, func(tx *gorm.DB) error {
+		return models.UpdateBuildTx(ctx, tx, b.ID, now, map[string]any{})
+	})
+}
+
+// timeOutTx fails a build that exceeded a time limit and cancels its run.
+func (e *Engine) timeOutTx(ctx context.Context, tx *gorm.DB, b *models.Build, reason string, now time.Time) error {
+	if err := e.failBuildTx(ctx, tx, b, reason, now, nil); err != nil {
+		return err
+	}
+	return e.insertTx(ctx, tx, CancelRunArgs{BuildID: b.ID, Repo: e.repoOf(*b), RunID: *b.RunID})
+}
+
+// pickJob chooses the build's job among a run's jobs: the one already
+// followed, else the first.
+func pickJob(jobs []Job, followed *int64) *Job {
+	if len(jobs) == 0 {
+		return nil
+	}
+	if followed != nil {
+		for i := range jobs {
+			if jobs[i].ID == *followed {
+				return &jobs[i]
+			}
+		}
+	}
+	return &jobs[0]
+}
