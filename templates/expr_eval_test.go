@@ -59,11 +59,11 @@ func TestExprEvaluator(t *testing.T) {
 
 	for _, bad := range []string{
 		"inputs.platform == 'mac' && contains(inputs.arch, 'arm')", // unsupported function
-		"matrix.os == 'mac'",                                        // unsupported context
-		"inputs.platform >= 'mac'",                                  // unsupported operator
-		"inputs.platform == 1",                                      // mixed-type comparison
-		"(inputs.platform == 'mac'",                                 // syntax
-		"fromJSON(inputs.platform).x",                               // invalid JSON
+		"matrix.os == 'mac'",          // unsupported context
+		"inputs.platform >= 'mac'",    // unsupported operator
+		"inputs.platform == 1",        // mixed-type comparison
+		"(inputs.platform == 'mac'",   // syntax
+		"fromJSON(inputs.platform).x", // invalid JSON
 	} {
 		_, err := ctx.condition(bad)
 		require.Error(t, err, bad)

@@ -152,7 +152,7 @@ func parseExpr(src string) (exprNode, error) {
 }
 
 func (p *exprParser) peek() token { return p.toks[p.pos] }
-func (p *exprParser) next() token  { t := p.toks[p.pos]; p.pos++; return t }
+func (p *exprParser) next() token { t := p.toks[p.pos]; p.pos++; return t }
 func (p *exprParser) isOp(op string) bool {
 	return p.peek().kind == "op" && p.peek().text == op
 }
