@@ -7,14 +7,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	gh "github.com/google/go-github/v62/github"
 	"golang.org/x/oauth2"
+	"golang.org/x/time/rate"
+
+	"github.com/deskforge/deskforge/workflows"
 )
+
+// Defaults of the Options that have one.
+const (
+	DefaultWritesPerMinute = 60
+	DefaultWriteBurst      = 1
+	DefaultMaxPacingWait   = 5 * time.Second
+	DefaultETagCacheSize   = 1000
+)
+
+var _ workflows.Forge = (*Client)(nil)
 
 // Options configure a Client. Either Token or the three App fields are
 // required.
@@ -30,14 +46,51 @@ type Options struct {
 	AppPrivateKey  []byte
 	InstallationID int64
 	// HTTPClient is the base transport's client (tests); nil = default.
+	// Its Transport carries both authenticated API calls and the
+	// unauthenticated fetches of signed URLs.
 	HTTPClient *http.Client
+
+	// WritesPerMinute paces the writes of this client (= this token):
+	// dispatches and cancellations. 0 means DefaultWritesPerMinute.
+	WritesPerMinute int
+	// WriteBurst is how many writes may go out back to back before the pace
+	// applies. 0 means DefaultWriteBurst.
+	WriteBurst int
+	// MaxPacingWait is the longest a write waits for its turn; a write that
+	// would wait longer fails at once with a *workflows.RateLimitError
+	// ("paced locally") without calling GitHub, so that a queue worker can
+	// snooze instead of blocking. 0 means DefaultMaxPacingWait.
+	MaxPacingWait time.Duration
+	// DisableRunDetails presets the knowledge that the server rejects
+	// return_run_details in dispatches (GHES), so the first dispatch does
+	// not have to find it out. See Client.SupportsRunDetails.
+	DisableRunDetails bool
+	// ETagCacheSize bounds the number of URLs whose last ETag and answer are
+	// kept for conditional requests. 0 means DefaultETagCacheSize.
+	ETagCacheSize int
+	// Logger receives debug and notable events; nil discards them.
+	Logger *slog.Logger
 }
 
-// Client talks to one GitHub (or GHES, or simulator) server. It is safe for
-// concurrent use.
+// Client talks to one GitHub (or GHES, or simulator) server with one
+// identity. It implements workflows.Forge and is safe for concurrent use.
 type Client struct {
-	gh      *gh.Client
+	gh *gh.Client
+	// dl is a second go-github client over the same authenticated
+	// transport, used only for DownloadReleaseAsset: that call swaps its
+	// http.Client's CheckRedirect while other requests of gh may be in
+	// flight, which would race on a shared http.Client.
+	dl *gh.Client
+	// plain fetches signed URLs (logs, assets) without credentials.
+	plain   *http.Client
 	baseURL string
+	log     *slog.Logger
+
+	writes        *rate.Limiter
+	maxPacingWait time.Duration
+
+	runDetailsRejected atomic.Bool
+	etags              *etagCache
 }
 
 // New returns a Client for opts.
@@ -64,6 +117,7 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		return nil, errors.New("github: set a token, or an app id, private key and installation id")
 	}
 	client := gh.NewClient(httpClient)
+	download := gh.NewClient(&http.Client{Transport: httpClient.Transport})
 	if opts.BaseURL != "" {
 		// Used as given (GHES: "https://host/api/v3/"), unlike
 		// WithEnterpriseURLs, which would append /api/v3/ to the simulator's URL.
@@ -73,6 +127,65 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		}
 		client.BaseURL = u
 		client.UploadURL = u
+		download.BaseURL = u
+		download.UploadURL = u
 	}
-	return &Client{gh: client, baseURL: client.BaseURL.String()}, nil
+
+	perMinute := opts.WritesPerMinute
+	if perMinute <= 0 {
+		perMinute = DefaultWritesPerMinute
+	}
+	burst := opts.WriteBurst
+	if burst <= 0 {
+		burst = DefaultWriteBurst
+	}
+	maxWait := opts.MaxPacingWait
+	if maxWait <= 0 {
+		maxWait = DefaultMaxPacingWait
+	}
+	cacheSize := opts.ETagCacheSize
+	if cacheSize <= 0 {
+		cacheSize = DefaultETagCacheSize
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+
+	c := &Client{
+		gh:            client,
+		dl:            download,
+		plain:         &http.Client{Transport: base},
+		baseURL:       client.BaseURL.String(),
+		log:           logger,
+		writes:        rate.NewLimiter(rate.Every(time.Minute/time.Duration(perMinute)), burst),
+		maxPacingWait: maxWait,
+		etags:         newETagCache(cacheSize),
+	}
+	c.runDetailsRejected.Store(opts.DisableRunDetails)
+	return c, nil
+}
+
+// BaseURL returns the REST API root this client talks to, with a trailing
+// slash (e.g. "https://api.github.com/").
+func (c *Client) BaseURL() string { return c.baseURL }
+
+// SupportsRunDetails reports whether dispatches still ask for
+// return_run_details: false once the server rejected the key (or when
+// Options.DisableRunDetails preset it). Callers may persist a false answer
+// per server and pass it back through Options.DisableRunDetails.
+func (c *Client) SupportsRunDetails() bool { return !c.runDetailsRejected.Load() }
+
+// splitRepo splits "owner/name".
+func splitRepo(repo string) (owner, name string, err error) {
+	owner, name, ok := strings.Cut(repo, "/")
+	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", &workflows.InvalidError{Message: fmt.Sprintf("repository %q must be owner/name", repo)}
+	}
+	return owner, name, nil
+}
+
+// repoPath returns "repos/{owner}/{name}" with both segments escaped.
+func repoPath(owner, name string) string {
+	return "repos/" + url.PathEscape(owner) + "/" + url.PathEscape(name)
 }
