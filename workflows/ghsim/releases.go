@@ -1,0 +1,400 @@
+package ghsim
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/deskforge/deskforge/templates"
+)
+
+type release struct {
+	id                     int64
+	repo                   *repo
+	tag, name, target      string
+	draft, prerelease      bool
+	createdAt, publishedAt time.Time
+	assets                 []*asset
+}
+
+type asset struct {
+	id                   int64
+	rel                  *release
+	name, contentType    string
+	size                 int64
+	digest               string // sha256:<hex>
+	createdAt, updatedAt time.Time
+	downloads            int
+}
+
+// AssetBytes returns the deterministic content the simulator serves for a
+// release asset called name: a short text header naming it as simulated,
+// followed by pseudo-random bytes, 24-64 KiB in all.
+func AssetBytes(name string) []byte {
+	seed := sha256.Sum256([]byte("deskforge-sim-asset " + name))
+	size := 24<<10 + (int(seed[0])<<8|int(seed[1]))%(40<<10)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "DeskForge simulated installer %s (built by the GitHub simulator; not a real installer)\n", name)
+	block := seed
+	for b.Len() < size {
+		block = sha256.Sum256(block[:])
+		b.Write(block[:])
+	}
+	return b.Bytes()[:size]
+}
+
+func contentTypeFor(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".dmg"):
+		return "application/x-apple-diskimage"
+	case strings.HasSuffix(name, ".msi"):
+		return "application/x-msi"
+	case strings.HasSuffix(name, ".AppImage"):
+		return "application/vnd.appimage"
+	case strings.HasSuffix(name, ".sha256"):
+		return "text/plain"
+	}
+	return "application/octet-stream"
+}
+
+// uploadAsset does what a template's upload step does: create the release
+// v<version> (a draft unless Options.PublishReleases) if missing, replace an
+// asset of the same name, and upload the installer.
+func (s *Sim) uploadAsset(j *job, at time.Time) {
+	r := j.run.repo
+	version := j.run.inputs[templates.InputVersion]
+	tag := templates.ReleaseTag(version)
+	var rel *release
+	for _, x := range r.releases {
+		if x.tag == tag {
+			rel = x
+		}
+	}
+	if rel == nil {
+		rel = &release{
+			id: s.nextReleaseID, repo: r, tag: tag, name: tag, target: j.run.branch,
+			draft: !s.opts.PublishReleases, prerelease: prerelease(version) != "", createdAt: at,
+		}
+		if !rel.draft {
+			rel.publishedAt = at
+		}
+		s.nextReleaseID++
+		r.releases = append(r.releases, rel)
+		s.rels[rel.id] = rel
+		j.releaseCreated = true
+	}
+	content := AssetBytes(j.assetName)
+	sum := sha256.Sum256(content)
+	kept := rel.assets[:0]
+	for _, a := range rel.assets {
+		if a.name == j.assetName {
+			delete(s.asts, a.id)
+			continue
+		}
+		kept = append(kept, a)
+	}
+	a := &asset{
+		id: s.nextAssetID, rel: rel, name: j.assetName, contentType: contentTypeFor(j.assetName),
+		size: int64(len(content)), digest: "sha256:" + hex.EncodeToString(sum[:]), createdAt: at, updatedAt: at,
+	}
+	s.nextAssetID++
+	rel.assets = append(kept, a)
+	s.asts[a.id] = a
+	j.assetID, j.assetDigest, j.assetSize = a.id, a.digest, a.size
+}
+
+// ReleaseInfo is a snapshot of a release, for tests.
+type ReleaseInfo struct {
+	ID     int64
+	Tag    string
+	Draft  bool
+	Assets []AssetInfo
+}
+
+// AssetInfo is a snapshot of a release asset.
+type AssetInfo struct {
+	ID          int64
+	Name        string
+	Size        int64
+	Digest      string // "sha256:<hex>"
+	ContentType string
+	Downloads   int
+}
+
+// Releases returns a repository's releases, oldest first.
+func (s *Sim) Releases(fullName string) []ReleaseInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.repos[strings.ToLower(fullName)]
+	if r == nil {
+		return nil
+	}
+	var out []ReleaseInfo
+	for _, rel := range r.releases {
+		info := ReleaseInfo{ID: rel.id, Tag: rel.tag, Draft: rel.draft}
+		for _, a := range rel.assets {
+			info.Assets = append(info.Assets, AssetInfo{ID: a.id, Name: a.name, Size: a.size, Digest: a.digest, ContentType: a.contentType, Downloads: a.downloads})
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// PublishRelease publishes the draft release tagged tag, after which the
+// release-by-tag endpoint finds it.
+func (s *Sim) PublishRelease(fullName, tag string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.repos[strings.ToLower(fullName)]
+	if r == nil {
+		return fmt.Errorf("publish release: repository %s not found", fullName)
+	}
+	for _, rel := range r.releases {
+		if rel.tag == tag {
+			if rel.draft {
+				rel.draft, rel.publishedAt = false, s.clock.Now()
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("publish release: %s has no release %s", fullName, tag)
+}
+
+func (s *Sim) releaseJSON(rel *release) map[string]any {
+	fn := rel.repo.fullName()
+	u := s.api("/repos/%s/releases/%d", fn, rel.id)
+	assets := make([]any, 0, len(rel.assets))
+	for _, a := range rel.assets {
+		assets = append(assets, s.assetJSON(a))
+	}
+	htmlTag := rel.tag
+	if rel.draft {
+		htmlTag = fmt.Sprintf("untagged-%x", rel.id*2654435761%0xfffffffff)
+	}
+	return map[string]any{
+		"url":              u,
+		"assets_url":       u + "/assets",
+		"upload_url":       s.api("/repos/%s/releases/%d/assets{?name,label}", fn, rel.id),
+		"html_url":         s.web("/%s/releases/tag/%s", fn, htmlTag),
+		"id":               rel.id,
+		"author":           s.actorJSON(),
+		"node_id":          nodeID("Release", rel.id),
+		"tag_name":         rel.tag,
+		"target_commitish": rel.target,
+		"name":             rel.name,
+		"draft":            rel.draft,
+		"prerelease":       rel.prerelease,
+		"immutable":        false,
+		"created_at":       ts(rel.createdAt),
+		"published_at":     ts(rel.publishedAt),
+		"assets":           assets,
+		"tarball_url":      s.api("/repos/%s/tarball/%s", fn, rel.tag),
+		"zipball_url":      s.api("/repos/%s/zipball/%s", fn, rel.tag),
+		"body":             "",
+	}
+}
+
+func (s *Sim) assetJSON(a *asset) map[string]any {
+	fn := a.rel.repo.fullName()
+	return map[string]any{
+		"url":                  s.api("/repos/%s/releases/assets/%d", fn, a.id),
+		"browser_download_url": s.web("/%s/releases/download/%s/%s", fn, url.PathEscape(a.rel.tag), url.PathEscape(a.name)),
+		"id":                   a.id,
+		"node_id":              nodeID("ReleaseAsset", a.id),
+		"name":                 a.name,
+		"label":                "",
+		"state":                "uploaded",
+		"content_type":         a.contentType,
+		"size":                 a.size,
+		"digest":               a.digest,
+		"download_count":       a.downloads,
+		"created_at":           ts(a.createdAt),
+		"updated_at":           ts(a.updatedAt),
+		"uploader":             s.actorJSON(),
+	}
+}
+
+func (s *Sim) listReleases(c *call) *response {
+	r, errResp := s.repoOf(c)
+	if errResp != nil {
+		return errResp
+	}
+	rels := append([]*release(nil), r.releases...)
+	sort.SliceStable(rels, func(i, k int) bool { return rels[i].id > rels[k].id })
+	from, to, link := s.page(c.r, len(rels))
+	out := []any{}
+	for _, rel := range rels[from:to] {
+		out = append(out, s.releaseJSON(rel))
+	}
+	return paged(out, link)
+}
+
+// getReleaseByTag finds published releases only, as GitHub does.
+func (s *Sim) getReleaseByTag(c *call) *response {
+	r, errResp := s.repoOf(c)
+	if errResp != nil {
+		return errResp
+	}
+	for _, rel := range r.releases {
+		if rel.tag == c.p["tag"] && !rel.draft {
+			return ok(s.releaseJSON(rel))
+		}
+	}
+	return notFound()
+}
+
+func (s *Sim) releaseOf(c *call) (*release, *response) {
+	r, errResp := s.repoOf(c)
+	if errResp != nil {
+		return nil, errResp
+	}
+	id, valid := c.p.int64("release_id")
+	rel := s.rels[id]
+	if !valid || rel == nil || rel.repo != r {
+		return nil, notFound()
+	}
+	return rel, nil
+}
+
+func (s *Sim) getRelease(c *call) *response {
+	rel, errResp := s.releaseOf(c)
+	if errResp != nil {
+		return errResp
+	}
+	return ok(s.releaseJSON(rel))
+}
+
+func (s *Sim) listAssets(c *call) *response {
+	rel, errResp := s.releaseOf(c)
+	if errResp != nil {
+		return errResp
+	}
+	from, to, link := s.page(c.r, len(rel.assets))
+	out := []any{}
+	for _, a := range rel.assets[from:to] {
+		out = append(out, s.assetJSON(a))
+	}
+	return paged(out, link)
+}
+
+// getAsset answers the asset's JSON, or with Accept: application/octet-stream
+// a 302 to a signed URL valid for 5 minutes.
+func (s *Sim) getAsset(c *call) *response {
+	r, errResp := s.repoOf(c)
+	if errResp != nil {
+		return errResp
+	}
+	id, valid := c.p.int64("asset_id")
+	a := s.asts[id]
+	if !valid || a == nil || a.rel.repo != r {
+		return notFound()
+	}
+	if strings.Contains(c.r.Header.Get("Accept"), "application/octet-stream") {
+		loc := s.signedURL(signedAssetsPath, a.id, c.now.Add(5*time.Minute))
+		return &response{status: http.StatusFound, header: http.Header{"Location": []string{loc}}}
+	}
+	return ok(s.assetJSON(a))
+}
+
+// signedURL builds an expiring URL for a log or an asset, like GitHub's
+// redirects to its blob storage.
+func (s *Sim) signedURL(prefix string, id int64, expires time.Time) string {
+	exp := strconv.FormatInt(expires.Unix(), 10)
+	return fmt.Sprintf("%s%s%d?expires=%s&sig=%s", s.base, prefix, id, exp, s.sign(prefix, id, exp))
+}
+
+func (s *Sim) sign(prefix string, id int64, exp string) string {
+	m := hmac.New(sha256.New, s.signKey)
+	fmt.Fprintf(m, "%s%d?%s", prefix, id, exp)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// checkSignature validates a signed URL; it answers the error itself.
+func (s *Sim) checkSignature(w http.ResponseWriter, r *http.Request, prefix string, id int64) bool {
+	exp := r.URL.Query().Get("expires")
+	sig := r.URL.Query().Get("sig")
+	expUnix, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || !hmac.Equal([]byte(sig), []byte(s.sign(prefix, id, exp))) {
+		signedError(w, "AuthenticationFailed", "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.")
+		return false
+	}
+	if !s.clock.Now().Before(time.Unix(expUnix, 0)) {
+		signedError(w, "AuthenticationFailed", "Signed expiry time has to be after signed start time: the URL has expired.")
+		return false
+	}
+	return true
+}
+
+func signedError(w http.ResponseWriter, code, msg string) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(http.StatusForbidden)
+	fmt.Fprintf(w, "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>%s</Code><Message>%s</Message></Error>", code, msg)
+}
+
+func (s *Sim) serveSignedAsset(w http.ResponseWriter, r *http.Request, p params) {
+	id, _ := p.int64("asset_id")
+	if !s.checkSignature(w, r, signedAssetsPath, id) {
+		return
+	}
+	s.mu.Lock()
+	a := s.asts[id]
+	var name, ctype string
+	var modified time.Time
+	if a != nil {
+		a.downloads++
+		name, ctype, modified = a.name, a.contentType, a.updatedAt
+	}
+	s.mu.Unlock()
+	if a == nil {
+		signedError(w, "BlobNotFound", "The specified blob does not exist.")
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%s", name))
+	w.Header().Set("X-Ms-Meta-Content-Type", ctype)
+	http.ServeContent(w, r, name, modified, bytes.NewReader(AssetBytes(name)))
+}
+
+// serveBrowserDownload serves browser_download_url: a redirect to the signed
+// URL, without credentials for public repositories and with a valid token for
+// private ones (others get 404, as on GitHub).
+func (s *Sim) serveBrowserDownload(w http.ResponseWriter, r *http.Request, p params) {
+	s.mu.Lock()
+	rp := s.repo(p["owner"], p["repo"])
+	var target *asset
+	if rp != nil {
+		for _, rel := range rp.releases {
+			if rel.tag != p["tag"] {
+				continue
+			}
+			for _, a := range rel.assets {
+				if a.name == p["name"] {
+					target = a
+				}
+			}
+		}
+	}
+	allowed := target != nil && !target.rel.draft && !rp.private
+	if target != nil && !allowed {
+		tok, hasTok := bearerToken(r.Header.Get("Authorization"))
+		allowed = hasTok && (len(s.tokens) == 0 || s.tokens[tok])
+	}
+	var loc string
+	if allowed {
+		loc = s.signedURL(signedAssetsPath, target.id, s.clock.Now().Add(5*time.Minute))
+	}
+	s.mu.Unlock()
+	if !allowed {
+		http.Error(w, "Not Found", http.StatusNotFound)
+		return
+	}
+	http.Redirect(w, r, loc, http.StatusFound)
+}
