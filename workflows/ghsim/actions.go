@@ -90,9 +90,9 @@ type job struct {
 	assetDigest        string
 	assetSize          int64
 	releaseCreated     bool
-	startAt            time.Time   // when a runner picks it up
-	plan               []stepPlan  // per step
-	cancelAt           time.Time   // zero unless cancel requested
+	startAt            time.Time  // when a runner picks it up
+	plan               []stepPlan // per step
+	cancelAt           time.Time  // zero unless cancel requested
 	cancelled          bool
 }
 

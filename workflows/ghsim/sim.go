@@ -91,7 +91,9 @@ func FastTiming() Timing {
 
 // RunDuration is the clock time from dispatch to completion of a run that
 // succeeds with this timing.
-func (t Timing) RunDuration() time.Duration { return t.Queued + time.Duration(len(stepNames))*t.PerStep }
+func (t Timing) RunDuration() time.Duration {
+	return t.Queued + time.Duration(len(stepNames))*t.PerStep
+}
 
 // HostedRunnerLabels are the GitHub-hosted runner labels the simulator knows
 // (late 2026), the default of Options.RunnerLabels.
@@ -160,8 +162,8 @@ type Sim struct {
 	asts  map[int64]*asset
 
 	nextRepoID, nextWorkflowID, nextRunID, nextJobID, nextCheckSuiteID int64
-	nextReleaseID, nextAssetID, nextPullID, nextRunnerID              int64
-	runSeq, reqSeq                                                      uint64
+	nextReleaseID, nextAssetID, nextPullID, nextRunnerID               int64
+	runSeq, reqSeq                                                     uint64
 
 	limits   map[string]*tokenLimits
 	counters map[string]*EndpointCounter
