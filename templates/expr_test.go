@@ -23,6 +23,10 @@ type unknownValue struct{ what string }
 
 func (u unknownValue) String() string { return "<" + u.what + ">" }
 
+// knownOrEmpty is a context (or part of one) whose missing properties are
+// "" rather than errors: steps.x.outputs.y and secrets.Y.
+type knownOrEmpty struct{ m map[string]any }
+
 // tristate is a three-valued truth value.
 type tristate int
 
@@ -40,6 +44,11 @@ func (t tristate) String() string {
 type exprContext struct {
 	Inputs map[string]string
 	Env    map[string]any
+	// Steps and Secrets, when set, make those contexts known (a missing
+	// output or secret is "", as on GitHub): the script tests use them to
+	// run a step. When nil they evaluate to unknown.
+	Steps   map[string]map[string]string
+	Secrets map[string]string
 }
 
 // exprNode is a parsed expression.
@@ -290,6 +299,22 @@ func (c exprContext) eval(n exprNode) (any, error) {
 				return m, nil
 			case n.name == "env":
 				return c.Env, nil
+			case n.name == "steps" && c.Steps != nil:
+				m := map[string]any{}
+				for id, outputs := range c.Steps {
+					o := map[string]any{}
+					for k, v := range outputs {
+						o[k] = v
+					}
+					m[id] = map[string]any{"outputs": o}
+				}
+				return knownOrEmpty{m}, nil
+			case n.name == "secrets" && c.Secrets != nil:
+				m := map[string]any{}
+				for k, v := range c.Secrets {
+					m[k] = v
+				}
+				return knownOrEmpty{m}, nil
 			case runtimeContexts[n.name]:
 				return unknownValue{n.name}, nil
 			}
@@ -300,6 +325,15 @@ func (c exprContext) eval(n exprNode) (any, error) {
 			return nil, err
 		}
 		switch b := base.(type) {
+		case knownOrEmpty:
+			v, ok := b.m[n.name]
+			if !ok {
+				return knownOrEmpty{}, nil
+			}
+			if m, isMap := v.(map[string]any); isMap {
+				return knownOrEmpty{m}, nil
+			}
+			return v, nil
 		case unknownValue:
 			return unknownValue{b.what + "." + n.name}, nil
 		case map[string]any:
@@ -324,6 +358,7 @@ func (c exprContext) eval(n exprNode) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		arg = leaf(arg)
 		if u, ok := arg.(unknownValue); ok {
 			return u, nil
 		}
@@ -388,6 +423,7 @@ func (c exprContext) equal(ln, rn exprNode) (tristate, error) {
 	if err != nil {
 		return triUnknown, err
 	}
+	l, r = leaf(l), leaf(r)
 	_, lu := l.(unknownValue)
 	_, ru := r.(unknownValue)
 	if lu || ru {
@@ -451,10 +487,19 @@ func (c exprContext) truth(n exprNode) (tristate, error) {
 	if err != nil {
 		return triUnknown, err
 	}
+	v = leaf(v)
 	if _, ok := v.(unknownValue); ok {
 		return triUnknown, nil
 	}
 	return boolTri(truthy(v)), nil
+}
+
+// leaf turns a missing step output or secret into "".
+func leaf(v any) any {
+	if k, ok := v.(knownOrEmpty); ok && k.m == nil {
+		return ""
+	}
+	return v
 }
 
 func boolTri(b bool) tristate {
@@ -507,7 +552,8 @@ func (c exprContext) interpolate(s string) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return c.eval(n)
+		v, err := c.eval(n)
+		return leaf(v), err
 	}
 	var b strings.Builder
 	rest := s
@@ -530,6 +576,7 @@ func (c exprContext) interpolate(s string) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		v = leaf(v)
 		str, err := valueString(v)
 		if err != nil {
 			return nil, err
