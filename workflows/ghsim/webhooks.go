@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"time"
@@ -306,6 +307,14 @@ func (s *Sim) record(d Delivery) {
 	s.mu.Unlock()
 }
 
+// signature is GitHub's webhook signature header value: prefix and the hex
+// HMAC of the raw body keyed with the secret.
+func signature(h func() hash.Hash, prefix string, secret, body []byte) string {
+	m := hmac.New(h, secret)
+	m.Write(body)
+	return prefix + hex.EncodeToString(m.Sum(nil))
+}
+
 // send POSTs one delivery with GitHub's headers and records the answer.
 func (s *Sim) send(o *outgoing, d Delivery) Delivery {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -315,10 +324,6 @@ func (s *Sim) send(o *outgoing, d Delivery) Delivery {
 		d.Error = err.Error()
 		return d
 	}
-	mac256 := hmac.New(sha256.New, o.secret)
-	mac256.Write(o.body)
-	mac1 := hmac.New(sha1.New, o.secret)
-	mac1.Write(o.body)
 	h := req.Header
 	h.Set("Content-Type", "application/json")
 	h.Set("Accept", "*/*")
@@ -328,8 +333,8 @@ func (s *Sim) send(o *outgoing, d Delivery) Delivery {
 	h.Set("X-GitHub-Hook-ID", fmt.Sprint(o.hookID))
 	h.Set("X-GitHub-Hook-Installation-Target-Type", "repository")
 	h.Set("X-GitHub-Hook-Installation-Target-ID", fmt.Sprint(o.targetID))
-	h.Set("X-Hub-Signature", "sha1="+hex.EncodeToString(mac1.Sum(nil)))
-	h.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac256.Sum(nil)))
+	h.Set("X-Hub-Signature", signature(sha1.New, "sha1=", o.secret, o.body))
+	h.Set("X-Hub-Signature-256", signature(sha256.New, "sha256=", o.secret, o.body))
 	start := time.Now()
 	resp, err := s.opts.HTTPClient.Do(req)
 	d.Duration = time.Since(start)
