@@ -202,7 +202,7 @@ func TestLinkHeadersUseTheBaseURL(t *testing.T) {
 	require.Equal(t, 2, resp.NextPage)
 	require.Equal(t, 3, resp.LastPage)
 	link := resp.Header.Get("Link")
-	u, err := url.Parse(link[1:len(e.srv.URL)+1])
+	u, err := url.Parse(link[1 : len(e.srv.URL)+1])
 	require.NoError(t, err)
 	require.Equal(t, e.srv.URL, u.String())
 }
