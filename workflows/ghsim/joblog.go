@@ -145,7 +145,7 @@ func (s *Sim) jobLog(j *job) []byte {
 				"##[group]Run dtolnay/rust-toolchain@stable",
 				"with:", "  toolchain: stable", "  targets: " + target,
 				"##[endgroup]",
-				"[command]rustup toolchain install stable --target " + target + " --profile minimal --no-self-update",
+				"##[command]rustup toolchain install stable --target " + target + " --profile minimal --no-self-update",
 				ansiBold + "info:" + ansiReset + " syncing channel updates for 'stable-x86_64-unknown-linux-gnu'",
 				"rustc 1.93.1 (01f6ddf75 2026-02-11)",
 				"##[group]Run actions/cache@v4",
