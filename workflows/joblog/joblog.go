@@ -1,9 +1,10 @@
 // Package joblog parses raw GitHub Actions job logs, as served by the job-logs endpoint
 // (GET /repos/{owner}/{repo}/actions/jobs/{id}/logs), into log entries {timestamp, level, message}.
 //
-// The parser streams: it reads one line at a time through a fixed-size buffer and holds at most one
-// entry in memory, so its memory use does not depend on the size of the log (see MaxLineBytes and
-// MaxMessageBytes for the bounds). It has no dependencies outside the standard library.
+// The parser streams: it reads one line at a time through a fixed-size buffer and holds at most a
+// small batch of entries (a few hundred, or about 16 KiB of text) plus the entry being read, so its
+// memory use does not depend on the size of the log (see MaxLineBytes and MaxMessageBytes for the
+// bounds). It has no dependencies outside the standard library.
 //
 // # Input format
 //
@@ -110,7 +111,9 @@ type Entry struct {
 	// Level is one of LevelDebug, LevelInfo, LevelWarning, LevelError.
 	Level string
 	// Message is the line's text without timestamp, marker and escape codes, followed by its
-	// continuation lines; never empty.
+	// continuation lines; never empty. Messages of entries read together share one backing string
+	// of a few KiB, so keeping a single Message keeps that string alive: use strings.Clone to keep
+	// a few entries of a long log for long.
 	Message string
 }
 

@@ -421,6 +421,10 @@ func TestParseAllocations(t *testing.T) {
 	require.LessOrEqual(t, allocs, float64(entries+16), "allocations for %d entries", entries)
 }
 
+// FuzzParse checks the parser's guarantees on any input. Run it with a short minimization time, as
+// minimizing an input derived from the 50 KB real log takes long:
+//
+//	go test ./workflows/joblog/ -run XXX -fuzz FuzzParse -fuzztime 1m -fuzzminimizetime 3s
 func FuzzParse(f *testing.F) {
 	raw, err := os.ReadFile(realLog)
 	require.NoError(f, err)
