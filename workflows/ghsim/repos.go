@@ -309,6 +309,24 @@ func (s *Sim) matchingRefs(c *call) *response {
 	return ok(list)
 }
 
+// listMatchingRefs lists the refs starting with the given prefix ("heads/dev"
+// matches refs/heads/dev and refs/heads/dev-2), possibly none.
+func (s *Sim) listMatchingRefs(c *call) *response {
+	r, errResp := s.repoOf(c)
+	if errResp != nil {
+		return errResp
+	}
+	prefix := "refs/" + strings.TrimPrefix(c.p["ref"], "/")
+	names, m := r.refs()
+	list := []any{}
+	for _, n := range names {
+		if strings.HasPrefix(n, prefix) {
+			list = append(list, s.refJSON(r, n, m[n]))
+		}
+	}
+	return ok(list)
+}
+
 func (s *Sim) createRef(c *call) *response {
 	r, errResp := s.repoOf(c)
 	if errResp != nil {

@@ -87,6 +87,8 @@ func buildRoutes() []*route {
 	api("PUT", "/repos/{owner}/{repo}/contents/{path...}", "/repos/contents#create-or-update-file-contents", (*Sim).putContents)
 	api("GET", "/repos/{owner}/{repo}/git/ref/{ref...}", "/git/refs#get-a-reference", (*Sim).getRef)
 	api("GET", "/repos/{owner}/{repo}/git/refs/{ref...}", "/git/refs#list-matching-references", (*Sim).matchingRefs)
+	api("GET", "/repos/{owner}/{repo}/git/matching-refs", "/git/refs#list-matching-references", (*Sim).listMatchingRefs)
+	api("GET", "/repos/{owner}/{repo}/git/matching-refs/{ref...}", "/git/refs#list-matching-references", (*Sim).listMatchingRefs)
 	api("POST", "/repos/{owner}/{repo}/git/refs", "/git/refs#create-a-reference", (*Sim).createRef)
 	api("GET", "/repos/{owner}/{repo}/pulls", "/pulls/pulls#list-pull-requests", (*Sim).listPulls)
 	api("POST", "/repos/{owner}/{repo}/pulls", "/pulls/pulls#create-a-pull-request", (*Sim).createPull)
