@@ -231,14 +231,12 @@ func (s *Sim) getWorkflow(c *call) *response {
 	if errResp != nil {
 		return errResp
 	}
-	p, ok := r.workflowPath(c.p["workflow_id"])
-	if !ok {
+	p, known := r.workflowPath(c.p["workflow_id"])
+	if !known {
 		return notFound()
 	}
-	return ok200(s.workflowJSON(r, p))
+	return ok(s.workflowJSON(r, p))
 }
-
-func ok200(body any) *response { return ok(body) }
 
 // rubyList formats names the way GitHub's messages list them: ["a", "b"].
 func rubyList(names []string) string {

@@ -112,21 +112,17 @@ const (
 
 func split(p string) []string { return strings.Split(strings.Trim(p, "/"), "/") }
 
-func matchRoute(method, p string) (*route, params, bool) {
+func matchRoute(method, p string) (*route, params) {
 	segs := split(p)
-	pathMatched := false
 	for _, rt := range routes {
-		ps, ok := rt.match(segs)
-		if !ok {
-			continue
-		}
 		if rt.method != method {
-			pathMatched = true
 			continue
 		}
-		return rt, ps, true
+		if ps, ok := rt.match(segs); ok {
+			return rt, ps
+		}
 	}
-	return nil, nil, pathMatched
+	return nil, nil
 }
 
 func (rt *route) match(segs []string) (params, bool) {
@@ -291,17 +287,13 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(p, "/api/v3/") {
 		p = strings.TrimPrefix(p, "/api/v3")
 	}
-	rt, ps, pathMatched := matchRoute(r.Method, p)
+	rt, ps := matchRoute(r.Method, p)
 	if rt == nil {
+		// GitHub answers 404 to unknown paths and to unsupported methods.
 		s.mu.Lock()
 		s.count("unmatched", nil)
 		s.mu.Unlock()
-		status := http.StatusNotFound
-		if pathMatched {
-			// GitHub answers 404 to unsupported methods on known paths too.
-			status = http.StatusNotFound
-		}
-		writeJSON(w, status, ghError("Not Found", docBase))
+		writeJSON(w, http.StatusNotFound, ghError("Not Found", docBase))
 		return
 	}
 	if rt.raw != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -557,5 +556,3 @@ func (s *Sim) kick() {
 	default:
 	}
 }
-
-var errNoRepo = errors.New("repository not found")
