@@ -49,6 +49,7 @@ type exprContext struct {
 	// run a step. When nil they evaluate to unknown.
 	Steps   map[string]map[string]string
 	Secrets map[string]string
+	GitHub  map[string]string
 }
 
 // exprNode is a parsed expression.
@@ -307,6 +308,12 @@ func (c exprContext) eval(n exprNode) (any, error) {
 						o[k] = v
 					}
 					m[id] = map[string]any{"outputs": o}
+				}
+				return knownOrEmpty{m}, nil
+			case n.name == "github" && c.GitHub != nil:
+				m := map[string]any{}
+				for k, v := range c.GitHub {
+					m[k] = v
 				}
 				return knownOrEmpty{m}, nil
 			case n.name == "secrets" && c.Secrets != nil:

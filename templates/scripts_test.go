@@ -32,6 +32,8 @@ type stepRun struct {
 	runnerAr string // RUNNER_ARCH: X64, ARM64
 	env      map[string]string
 	dir      string // working directory; a fresh one when ""
+	// pathPrefix is put before PATH (fake tools).
+	pathPrefix string
 }
 
 // stepResult is what a step left behind.
@@ -41,6 +43,7 @@ type stepResult struct {
 	outputs map[string]string
 	dir     string
 	temp    string // RUNNER_TEMP
+	summary string // what the step wrote to GITHUB_STEP_SUMMARY
 }
 
 var runnerNames = map[string][2]string{
@@ -78,7 +81,7 @@ func runTemplateStep(t *testing.T, r stepRun) stepResult {
 	if r.secrets == nil {
 		r.secrets = map[string]string{}
 	}
-	ctx := exprContext{Inputs: r.inputs, Steps: r.outputs, Secrets: r.secrets}
+	ctx := exprContext{Inputs: r.inputs, Steps: r.outputs, Secrets: r.secrets, GitHub: map[string]string{"token": "ghs_test"}}
 	jobEnv := evalEnv(t, ctx, j.Env)
 	ctx.Env = jobEnv
 	stepEnv := evalEnv(t, ctx, s.Env)
@@ -105,6 +108,8 @@ func runTemplateStep(t *testing.T, r stepRun) stepResult {
 		"GITHUB_PATH=" + filepath.Join(files, "path"),
 		"GITHUB_STEP_SUMMARY=" + filepath.Join(files, "summary"),
 		"GITHUB_REPOSITORY=acme/builder",
+		"GITHUB_SERVER_URL=https://github.com",
+		"GITHUB_SHA=0123456789abcdef0123456789abcdef01234567",
 	}
 	for k, v := range stepEnv {
 		str, err := valueString(v)
@@ -114,6 +119,9 @@ func runTemplateStep(t *testing.T, r stepRun) stepResult {
 	}
 	for k, v := range r.env {
 		env = append(env, k+"="+v)
+	}
+	if r.pathPrefix != "" {
+		env[0] = "PATH=" + r.pathPrefix + string(os.PathListSeparator) + os.Getenv("PATH")
 	}
 	// How GitHub runs a `shell: bash` step.
 	cmd := exec.Command("bash", "--noprofile", "--norc", "-eo", "pipefail", script)
@@ -132,7 +140,8 @@ func runTemplateStep(t *testing.T, r stepRun) stepResult {
 			outputs[k] = v
 		}
 	}
-	return stepResult{err: err, stdout: out.String(), outputs: outputs, dir: dir, temp: temp}
+	summary, _ := os.ReadFile(filepath.Join(files, "summary"))
+	return stepResult{err: err, stdout: out.String(), outputs: outputs, dir: dir, temp: temp, summary: string(summary)}
 }
 
 func forEntry(key string) (platform, arch, osName, archName string) {

@@ -1,0 +1,136 @@
+package templates_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/deskforge/deskforge/templates"
+)
+
+// fakeRelease is a release as the fake gh (testdata/fakegh/gh) stores it.
+type fakeRelease struct {
+	ID        int64       `json:"id"`
+	TagName   string      `json:"tag_name"`
+	Draft     bool        `json:"draft"`
+	UploadURL string      `json:"upload_url"`
+	Assets    []fakeAsset `json:"assets"`
+}
+
+type fakeAsset struct {
+	ID     int64  `json:"id"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	Digest string `json:"digest"`
+}
+
+type fakeGitHub struct {
+	Next     int64         `json:"next"`
+	Releases []fakeRelease `json:"releases"`
+}
+
+// runUpload runs the "Upload to release" step of a template against the fake
+// gh, with an installer collected as the collect step leaves it, and returns
+// the step's result and the fake's releases afterwards.
+func runUpload(t *testing.T, template string, before *fakeGitHub, env map[string]string) (stepResult, fakeGitHub) {
+	t.Helper()
+	needTools(t, "jq", "sha256sum")
+	fakeBin, err := filepath.Abs(filepath.Join("testdata", "fakegh"))
+	require.NoError(t, err)
+	state := t.TempDir()
+	if before != nil {
+		b, err := json.Marshal(before)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(state, "releases.json"), b, 0o600))
+	}
+	asset := templates.AssetName("Acme Notes!", "1.0.0", "linux", "x64")
+	collected := filepath.Join(t.TempDir(), asset)
+	installer := []byte("\x7fELF AppImage bytes")
+	require.NoError(t, os.WriteFile(collected, installer, 0o600))
+	sum := sha256.Sum256(installer)
+	require.NoError(t, os.WriteFile(collected+".sha256", []byte(hex.EncodeToString(sum[:])+"  "+asset+"\n"), 0o600))
+
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["FAKE_GH_STATE"] = state
+	res := runTemplateStep(t, stepRun{
+		template: template, step: "Upload to release", inputs: dispatchInputs(t, "linux", "x64", "1.0.0"),
+		outputs:    map[string]map[string]string{"collect": {"path": collected, "sha256": hex.EncodeToString(sum[:])}},
+		env:        env,
+		pathPrefix: fakeBin,
+	})
+	if calls, err := os.ReadFile(filepath.Join(state, "calls.log")); err == nil {
+		t.Logf("gh calls:\n%s", calls)
+	}
+	var after fakeGitHub
+	raw, err := os.ReadFile(filepath.Join(state, "releases.json"))
+	require.NoError(t, err, res.stdout)
+	require.NoError(t, json.Unmarshal(raw, &after))
+	return res, after
+}
+
+func assetNames(r fakeRelease) []string {
+	var names []string
+	for _, a := range r.Assets {
+		names = append(names, a.Name)
+	}
+	return names
+}
+
+func TestUploadStepCreatesDraftRelease(t *testing.T) {
+	t.Parallel()
+	res, after := runUpload(t, "webapp", nil, nil)
+	require.NoError(t, res.err, res.stdout)
+	asset := templates.AssetName("Acme Notes!", "1.0.0", "linux", "x64")
+	require.Len(t, after.Releases, 1)
+	rel := after.Releases[0]
+	require.Equal(t, templates.ReleaseTag("1.0.0"), rel.TagName)
+	require.True(t, rel.Draft, "a missing release is created as a draft")
+	require.Equal(t, []string{asset, asset + ".sha256"}, assetNames(rel))
+	require.Contains(t, res.stdout, "Created draft release v1.0.0")
+	require.Contains(t, res.summary, "`"+asset+"`")
+}
+
+func TestUploadStepReplacesAnExistingAsset(t *testing.T) {
+	t.Parallel()
+	asset := templates.AssetName("Acme Notes!", "1.0.0", "linux", "x64")
+	before := &fakeGitHub{Next: 10, Releases: []fakeRelease{{
+		ID: 5, TagName: "v1.0.0", Draft: false,
+		UploadURL: "https://uploads.example.test/repos/acme/builder/releases/5/assets{?name,label}",
+		Assets:    []fakeAsset{{ID: 6, Name: asset, Size: 3}, {ID: 7, Name: "other-app-1.0.0-linux-x64.AppImage", Size: 3}},
+	}}}
+	res, after := runUpload(t, "tauri-app", before, nil)
+	require.NoError(t, res.err, res.stdout)
+	require.Len(t, after.Releases, 1, "the published release is reused")
+	rel := after.Releases[0]
+	require.False(t, rel.Draft)
+	require.Equal(t, []string{"other-app-1.0.0-linux-x64.AppImage", asset, asset + ".sha256"}, assetNames(rel),
+		"the old asset of that name is replaced; other apps' assets stay")
+	require.NotEqual(t, int64(6), rel.Assets[1].ID)
+	require.Contains(t, res.stdout, "Replacing existing asset 6")
+}
+
+func TestUploadStepSettlesConcurrentDrafts(t *testing.T) {
+	t.Parallel()
+	res, after := runUpload(t, "electron-app", nil, map[string]string{"FAKE_GH_RACE": "1"})
+	require.NoError(t, res.err, res.stdout)
+	require.Len(t, after.Releases, 1, "the duplicate draft is dropped")
+	require.Equal(t, int64(100), after.Releases[0].ID, "everyone settles on the oldest draft")
+	require.Len(t, after.Releases[0].Assets, 2)
+	require.Contains(t, res.stdout, "Dropped duplicate draft 101 in favour of 100")
+}
+
+func TestUploadStepChecksGitHubsDigest(t *testing.T) {
+	t.Parallel()
+	res, _ := runUpload(t, "webapp", nil, map[string]string{"FAKE_GH_BAD_DIGEST": "1"})
+	require.Error(t, res.err)
+	require.Contains(t, res.stdout, "::error title=Upload::GitHub reports digest sha256:0000")
+	require.False(t, strings.Contains(res.stdout, "ghs_test"), "the token never reaches the log")
+}
