@@ -165,7 +165,7 @@ func parseShare(v string) (float64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a number", v)
 	}
-	if p < 0 || p > 1 {
+	if !(p >= 0 && p <= 1) { // also refuses NaN
 		return 0, fmt.Errorf("%v must be between 0 and 1", p)
 	}
 	return p, nil
