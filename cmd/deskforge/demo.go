@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/workflows/ghsim"
+	"github.com/deskforge/deskforge/workflows/github"
+)
+
+// Demo mode runs DeskForge against an in-process GitHub simulator: nothing
+// reaches github.com, and every log line says so.
+const (
+	demoDatabaseURL = "sqlite://deskforge-demo.db"
+	demoBuilderRepo = "deskforge-demo/builder"
+	demoProjectName = "DeskForge Demo"
+	demoKeyName     = "demo admin"
+	demoToken       = "ghs_simulated_demo_token"
+)
+
+// demoEnv is the simulated GitHub that `serve --demo` drives.
+type demoEnv struct {
+	sim    *ghsim.Sim
+	srv    *http.Server
+	secret string
+	cancel context.CancelFunc
+	done   chan struct{}
+	log    *slog.Logger
+}
+
+// startDemoSim starts the GitHub simulator on a loopback port, with the builder
+// repository holding the embedded templates, and its runner advancing runs in
+// real time (about 20 s per build). faults is DESKFORGE_SIM_FAULTS.
+func startDemoSim(ctx context.Context, faults string, log *slog.Logger) (*demoEnv, error) {
+	f, err := ghsim.ParseFaults(faults)
+	if err != nil {
+		return nil, fmt.Errorf("DESKFORGE_SIM_FAULTS: %w", err)
+	}
+	log = log.With("github", "simulated")
+	sim := ghsim.New(ghsim.Options{Faults: f, Tokens: []string{demoToken}, Logger: log})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("demo: listen for the GitHub simulator: %w", err)
+	}
+	sim.SetBaseURL("http://" + ln.Addr().String())
+	if err := sim.AddRepo(demoBuilderRepo, ghsim.RepoOptions{}); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	secret := make([]byte, 24)
+	if _, err := rand.Read(secret); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("demo: webhook secret: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d := &demoEnv{
+		sim:    sim,
+		srv:    &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second},
+		secret: hex.EncodeToString(secret),
+		cancel: cancel,
+		done:   make(chan struct{}),
+		log:    log,
+	}
+	go func() {
+		if err := d.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("GitHub simulator stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer close(d.done)
+		sim.Run(runCtx)
+	}()
+	log.Warn("demo mode: GitHub is SIMULATED in-process; no request reaches github.com", "simulator", sim.BaseURL(), "faults", f.String())
+	return d, nil
+}
+
+// ForgeOptions are the options of the go-github client pointed at the
+// simulator.
+func (d *demoEnv) ForgeOptions() github.Options {
+	return github.Options{BaseURL: d.sim.BaseURL() + "/", Token: demoToken}
+}
+
+// WebhookSecret is the secret the simulator signs its webhooks with.
+func (d *demoEnv) WebhookSecret() string { return d.secret }
+
+// BuilderRepo is the simulated builder repository.
+func (d *demoEnv) BuilderRepo() string { return demoBuilderRepo }
+
+// Ready runs once the DeskForge server listens at serverURL: it points the
+// simulator's webhooks at it, makes sure the demo project exists, creates a
+// fresh admin key (revoking earlier demo keys, whose plaintext is gone) and
+// prints the banner with ready-to-paste curl commands.
+func (d *demoEnv) Ready(ctx context.Context, store *models.Store, serverURL string, out io.Writer) error {
+	d.sim.SetWebhook(serverURL+"/webhooks/github", d.secret)
+	project, err := demoProject(ctx, store)
+	if err != nil {
+		return err
+	}
+	keys, err := store.ListAPIKeys(ctx, "")
+	if err != nil {
+		return fmt.Errorf("demo: list keys: %w", err)
+	}
+	for _, k := range keys {
+		if k.Name == demoKeyName && k.RevokedAt == nil {
+			if _, err := store.RevokeAPIKey(ctx, k.ID); err != nil {
+				return fmt.Errorf("demo: revoke old demo key: %w", err)
+			}
+		}
+	}
+	_, key, err := store.CreateAPIKey(ctx, models.NewAPIKeyParams{Name: demoKeyName, Role: models.RoleAdmin})
+	if err != nil {
+		return fmt.Errorf("demo: create admin key: %w", err)
+	}
+	fmt.Fprint(out, demoBanner(serverURL, d.sim.BaseURL(), project.ID, key))
+	return nil
+}
+
+// Close stops the simulator.
+func (d *demoEnv) Close() {
+	d.cancel()
+	<-d.done
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.srv.Shutdown(ctx)
+}
+
+// demoProject returns the demo web-app project, creating it on first start.
+func demoProject(ctx context.Context, store *models.Store) (models.Project, error) {
+	projects, _, err := store.ListProjects(ctx, models.ProjectFilter{Limit: 200})
+	if err != nil {
+		return models.Project{}, fmt.Errorf("demo: list projects: %w", err)
+	}
+	for _, p := range projects {
+		if p.Name == demoProjectName {
+			return p, nil
+		}
+	}
+	p := models.Project{
+		Name:      demoProjectName,
+		URL:       "https://example.com",
+		Author:    "DeskForge",
+		Version:   "1.0.0",
+		AppID:     "com.example.deskforgedemo",
+		Platforms: "mac,windows,linux",
+	}
+	models.ApplyProjectDefaults(&p)
+	p.WindowResizable = true
+	p.FeatureTray = true
+	if err := store.CreateProject(ctx, &p); err != nil {
+		return models.Project{}, fmt.Errorf("demo: create project: %w", err)
+	}
+	return p, nil
+}
+
+func demoBanner(serverURL, simURL, projectID, key string) string {
+	return fmt.Sprintf(`
+================================================================================
+ DeskForge DEMO MODE: GitHub is SIMULATED (in-process simulator at %[2]s).
+ Nothing is sent to github.com; builds take about 20 s and produce placeholder
+ installers.
+
+ Admin API key (shown once; a new one is printed at every demo start):
+   %[4]s
+
+ Try it:
+   export DESKFORGE_KEY=%[4]s
+   curl -s -X POST %[1]s/projects/%[3]s/builds \
+     -H "Authorization: Bearer $DESKFORGE_KEY" -H "Content-Type: application/json" \
+     -d '{"platform": "mac", "arch": "arm64", "version": "1.0.0"}'
+   curl -s %[1]s/projects/%[3]s/builds -H "Authorization: Bearer $DESKFORGE_KEY"
+   curl -s %[1]s/builds/BUILD_ID -H "Authorization: Bearer $DESKFORGE_KEY"
+   curl -s %[1]s/builds/BUILD_ID/logs -H "Authorization: Bearer $DESKFORGE_KEY"
+   curl -s -L -o app.dmg %[1]s/builds/BUILD_ID/download -H "Authorization: Bearer $DESKFORGE_KEY"
+
+ A version with a "-fail" pre-release (e.g. 1.0.0-fail) shows a failing build.
+================================================================================
+`, serverURL, simURL, projectID, key)
+}
