@@ -2,9 +2,113 @@
 // file per resource, the error translator and the GitHub webhook receiver.
 package server
 
-import "github.com/gin-gonic/gin"
+import (
+	"log/slog"
+	"net/http"
+	"strings"
 
-// Server holds the HTTP layer's dependencies.
+	"github.com/gin-gonic/gin"
+
+	"github.com/deskforge/deskforge/models"
+)
+
+// DefaultMaxBodyBytes is the request body limit of the authenticated API
+// (larger bodies answer 413).
+const DefaultMaxBodyBytes = 1 << 20
+
+func init() {
+	// Gin's debug mode prints every route at start; DeskForge logs through
+	// slog instead.
+	gin.SetMode(gin.ReleaseMode)
+}
+
+// Options configure a Server.
+type Options struct {
+	// Store reads and writes projects, keys and builds (required).
+	Store *models.Store
+	// Engine creates builds and runs the engine's actions (required).
+	Engine BuildEngine
+	// PublicURL is the server's external base URL, used in Location headers,
+	// buildLog and artifactUrl (default http://localhost:8080).
+	PublicURL string
+	// WebhookSecret verifies GitHub webhook signatures; empty switches the
+	// webhook endpoint off outside demo mode.
+	WebhookSecret []byte
+	// Demo marks a server whose GitHub is simulated.
+	Demo bool
+	// Log receives access logs and errors (default: discard).
+	Log *slog.Logger
+	// MaxBodyBytes overrides DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// Server is DeskForge's HTTP API. Create it with New; it is safe for
+// concurrent use.
 type Server struct {
-	router *gin.Engine
+	router        *gin.Engine
+	store         *models.Store
+	engine        BuildEngine
+	publicURL     string
+	webhookSecret []byte
+	demo          bool
+	log           *slog.Logger
+	maxBodyBytes  int64
+}
+
+// New returns a Server with every route registered.
+func New(opts Options) *Server {
+	s := &Server{
+		store:         opts.Store,
+		engine:        opts.Engine,
+		publicURL:     strings.TrimSuffix(opts.PublicURL, "/"),
+		webhookSecret: opts.WebhookSecret,
+		demo:          opts.Demo,
+		log:           opts.Log,
+		maxBodyBytes:  opts.MaxBodyBytes,
+	}
+	if s.publicURL == "" {
+		s.publicURL = "http://localhost:8080"
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBodyBytes <= 0 {
+		s.maxBodyBytes = DefaultMaxBodyBytes
+	}
+	s.router = s.routes()
+	return s
+}
+
+// Handler returns the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// routes builds the router. Route parameters are named :id throughout (Gin
+// requires one name per path segment): /projects/:id, /builds/:id/….
+func (s *Server) routes() *gin.Engine {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(s.requestID, s.accessLog, s.recoverPanic)
+	r.NoRoute(s.noRoute)
+	r.NoMethod(s.noMethod)
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+
+	api := r.Group("/", s.limitBody, s.authenticate)
+	api.GET("/projects", s.listProjects)
+	api.POST("/projects", s.requireAdmin, s.createProject)
+	api.GET("/projects/:id", s.getProject)
+	api.PATCH("/projects/:id", s.requireAdmin, s.updateProject)
+	api.DELETE("/projects/:id", s.requireAdmin, s.deleteProject)
+	api.GET("/projects/:id/builds", s.listBuilds)
+	api.POST("/projects/:id/builds", s.createBuild)
+	api.GET("/builds/:id", s.getBuild)
+	api.GET("/builds/:id/logs", s.getBuildLogs)
+	api.GET("/apikeys", s.requireAdmin, s.listAPIKeys)
+	api.POST("/apikeys", s.requireAdmin, s.createAPIKey)
+	api.DELETE("/apikeys/:id", s.requireAdmin, s.revokeAPIKey)
+
+	s.registerEngineRoutes(r, api)
+	return r
 }

@@ -1,0 +1,271 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/templates"
+	"github.com/deskforge/deskforge/workflows"
+)
+
+// Page sizes of list endpoints.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 200
+)
+
+// timeFormat is RFC 3339 UTC to the second, as in the API contract.
+const timeFormat = "2006-01-02T15:04:05Z"
+
+// statuses a build may have, for the status filter.
+var statuses = []string{models.StatusQueued, models.StatusBuilding, models.StatusSuccess, models.StatusFailed, models.StatusCancelled}
+
+var buildIDRe = regexp.MustCompile(`^build_[0-9a-z]{26}$`)
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+func formatTimePtr(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := formatTime(*t)
+	return &s
+}
+
+// buildResponse is a build as the API shows it (Get Build, and each item of
+// List Builds). Fields not known yet are null, never missing; retryOf is an
+// extension present only on a retry.
+type buildResponse struct {
+	ID           string  `json:"id"`
+	ProjectID    string  `json:"projectId"`
+	Version      string  `json:"version"`
+	Platform     string  `json:"platform"`
+	Arch         string  `json:"arch"`
+	Status       string  `json:"status"`
+	CreatedAt    string  `json:"createdAt"`
+	StartedAt    *string `json:"startedAt"`
+	CompletedAt  *string `json:"completedAt"`
+	Duration     *int64  `json:"duration"`
+	ArtifactURL  *string `json:"artifactUrl"`
+	ArtifactSize *int64  `json:"artifactSize"`
+	BuildLog     string  `json:"buildLog"`
+	RetryOf      *string `json:"retryOf,omitempty"`
+}
+
+// buildJSON renders a build in the Get Build shape. duration is the whole
+// seconds from startedAt to completedAt; artifactUrl is set once a
+// successful build's artifact is known.
+func (s *Server) buildJSON(b models.Build) buildResponse {
+	r := buildResponse{
+		ID:          b.ID,
+		ProjectID:   b.ProjectID,
+		Version:     b.Version,
+		Platform:    b.Platform,
+		Arch:        b.Arch,
+		Status:      b.Status,
+		CreatedAt:   formatTime(b.CreatedAt),
+		StartedAt:   formatTimePtr(b.StartedAt),
+		CompletedAt: formatTimePtr(b.CompletedAt),
+		BuildLog:    s.publicURL + "/builds/" + b.ID + "/logs",
+		RetryOf:     b.RetryOf,
+	}
+	if b.StartedAt != nil && b.CompletedAt != nil {
+		d := int64(b.CompletedAt.Truncate(time.Second).Sub(b.StartedAt.Truncate(time.Second)) / time.Second)
+		r.Duration = &d
+	}
+	if b.Status == models.StatusSuccess && b.ArtifactName != "" {
+		u := s.publicURL + "/builds/" + b.ID + "/artifacts/" + url.PathEscape(b.ArtifactName)
+		r.ArtifactURL = &u
+		r.ArtifactSize = b.ArtifactSize
+	}
+	return r
+}
+
+// buildListResponse is List Builds: the seed's builds and total, plus the
+// cursor of the next page (null on the last page).
+type buildListResponse struct {
+	Builds     []buildResponse `json:"builds"`
+	Total      int64           `json:"total"`
+	NextCursor *string         `json:"nextCursor"`
+}
+
+// createBuildResponse is exactly the seed's Trigger Build answer.
+type createBuildResponse struct {
+	ID        string `json:"id"`
+	ProjectID string `json:"projectId"`
+	Platform  string `json:"platform"`
+	Arch      string `json:"arch"`
+	Version   string `json:"version"`
+	Status    string `json:"status"`
+	CreatedAt string `json:"createdAt"`
+	Message   string `json:"message"`
+}
+
+// createBuildRequest is the Trigger Build body. Pointers tell an absent
+// field (default) from an empty one (invalid).
+type createBuildRequest struct {
+	Platform *string `json:"platform"`
+	Arch     *string `json:"arch"`
+	Version  *string `json:"version"`
+}
+
+func (s *Server) getBuild(c *gin.Context) {
+	b, err := s.buildForCaller(c, c.Param("id"))
+	if err != nil {
+		s.renderError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.buildJSON(b))
+}
+
+func (s *Server) createBuild(c *gin.Context) {
+	projectID := c.Param("id")
+	if _, err := s.projectForCaller(c, projectID); err != nil {
+		s.renderError(c, err)
+		return
+	}
+	var body createBuildRequest
+	if err := decodeJSON(c, &body); err != nil {
+		s.renderError(c, err)
+		return
+	}
+	req := workflows.CreateBuildRequest{
+		ProjectID:      projectID,
+		IdempotencyKey: c.GetHeader("Idempotency-Key"),
+	}
+	if body.Platform != nil {
+		req.Platform = *body.Platform
+	}
+	if body.Arch != nil {
+		if *body.Arch == "" {
+			s.renderError(c, invalid("arch", "arch must be one of %s (or omitted for x64)", strings.Join(templates.Arches, ", ")))
+			return
+		}
+		req.Arch = *body.Arch
+	}
+	if body.Version != nil {
+		if *body.Version == "" {
+			s.renderError(c, invalid("version", "version must be a semantic version such as 1.0.0 (or omitted for the project's version)"))
+			return
+		}
+		req.Version = *body.Version
+	}
+	b, err := s.engine.CreateBuild(c.Request.Context(), req)
+	if err != nil {
+		s.renderError(c, err)
+		return
+	}
+	c.Header("Location", s.publicURL+"/builds/"+b.ID)
+	// A replayed request answers with the body of the first one, hence the
+	// fixed status: the build was queued by that request.
+	c.JSON(http.StatusCreated, createBuildResponse{
+		ID:        b.ID,
+		ProjectID: b.ProjectID,
+		Platform:  b.Platform,
+		Arch:      b.Arch,
+		Version:   b.Version,
+		Status:    models.StatusQueued,
+		CreatedAt: formatTime(b.CreatedAt),
+		Message:   "Build queued successfully",
+	})
+}
+
+func (s *Server) listBuilds(c *gin.Context) {
+	projectID := c.Param("id")
+	if _, err := s.projectForCaller(c, projectID); err != nil {
+		s.renderError(c, err)
+		return
+	}
+	f, err := buildFilterFromQuery(c, projectID)
+	if err != nil {
+		s.renderError(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	var (
+		builds []models.Build
+		next   string
+		total  int64
+	)
+	// The page and the count are independent reads: on PostgreSQL they run
+	// in parallel on two connections (SQLite serialises them on its one).
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		builds, next, err = s.store.ListBuilds(gctx, f)
+		return err
+	})
+	g.Go(func() error {
+		var err error
+		total, err = s.store.CountBuilds(gctx, f)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		s.renderError(c, err)
+		return
+	}
+	resp := buildListResponse{Builds: make([]buildResponse, len(builds)), Total: total}
+	for i, b := range builds {
+		resp.Builds[i] = s.buildJSON(b)
+	}
+	if next != "" {
+		resp.NextCursor = &next
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+// buildFilterFromQuery reads limit, cursor and the filters status, platform,
+// arch and version.
+func buildFilterFromQuery(c *gin.Context, projectID string) (models.BuildFilter, error) {
+	f := models.BuildFilter{
+		ProjectID: projectID,
+		Status:    c.Query("status"),
+		Platform:  c.Query("platform"),
+		Arch:      c.Query("arch"),
+		Version:   c.Query("version"),
+		Cursor:    c.Query("cursor"),
+	}
+	limit, err := pageSize(c)
+	if err != nil {
+		return f, err
+	}
+	f.Limit = limit
+	if f.Cursor != "" && !buildIDRe.MatchString(f.Cursor) {
+		return f, invalid("cursor", "cursor must be the nextCursor of a previous page")
+	}
+	if f.Status != "" && !slices.Contains(statuses, f.Status) {
+		return f, invalid("status", "status must be one of %s", strings.Join(statuses, ", "))
+	}
+	if f.Platform != "" && !slices.Contains(templates.Platforms, f.Platform) {
+		return f, invalid("platform", "platform must be one of %s", strings.Join(templates.Platforms, ", "))
+	}
+	if f.Arch != "" && !slices.Contains(templates.Arches, f.Arch) {
+		return f, invalid("arch", "arch must be one of %s", strings.Join(templates.Arches, ", "))
+	}
+	if len(f.Version) > 100 {
+		return f, invalid("version", "version must be at most 100 characters")
+	}
+	return f, nil
+}
+
+// pageSize reads ?limit= (default 50, 1 to 200).
+func pageSize(c *gin.Context) (int, error) {
+	raw, ok := c.GetQuery("limit")
+	if !ok {
+		return defaultPageSize, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > maxPageSize {
+		return 0, invalid("limit", "limit must be an integer from 1 to %d", maxPageSize)
+	}
+	return n, nil
+}
