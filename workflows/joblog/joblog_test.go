@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -421,6 +422,82 @@ func TestParseAllocations(t *testing.T) {
 	require.LessOrEqual(t, allocs, float64(entries+16), "allocations for %d entries", entries)
 }
 
+// parseOpts parses data with the given options, reading it through wrap, and returns every entry.
+func parseOpts(t testing.TB, data []byte, opts options, wrap func(io.Reader) io.Reader) []Entry {
+	t.Helper()
+	var r io.Reader = bytes.NewReader(data)
+	if wrap != nil {
+		r = wrap(r)
+	}
+	var entries []Entry
+	for e, err := range newParser(r, opts).All() {
+		require.NoError(t, err)
+		entries = append(entries, e)
+	}
+	return entries
+}
+
+// referenceOpts parses all of data as one chunk, line by line on one goroutine.
+func referenceOpts(data []byte, maxLine int) options {
+	return options{chunk: len(data) + 2*maxLine + 1, maxLine: maxLine, workers: 1}
+}
+
+// TestParseChunked checks that cutting the log into chunks, parsed concurrently or not and read in
+// pieces of any size, gives exactly the entries of a parse of the whole log line by line.
+func TestParseChunked(t *testing.T) {
+	t.Parallel()
+
+	raw, err := os.ReadFile(realLog)
+	require.NoError(t, err)
+	const p = "2024-01-20T10:01:00.1234567Z "
+	synthetic := []byte("leading\n\nmore leading ##[error]x\n" +
+		p + "##[group]Run\n" + p + strings.Repeat("long ", 40) + "\r\n" +
+		strings.Repeat("continuation é ", 30) + "\n\n\n" + p + "::add-mask::secret\nsecret again\n" +
+		p + "\x1b[31m" + strings.Repeat("ü", 50) + "\x1b[0m\r\n" + p + "::error file=a,line=1::boom%0Atwo\n" +
+		strings.Repeat("x", 300) + "\r\n" + strings.Repeat("y", 17) + "\n" + p + "last without LF")
+
+	wraps := map[string]func(io.Reader) io.Reader{
+		"whole reads":    nil,
+		"one-byte reads": iotest.OneByteReader,
+		"half reads":     iotest.HalfReader,
+		"data+EOF reads": iotest.DataErrReader,
+	}
+	for name, data := range map[string][]byte{"real log": raw, "synthetic": synthetic} {
+		for _, maxLine := range []int{16, 64, MaxLineBytes} {
+			want := parseOpts(t, data, referenceOpts(data, maxLine), nil)
+			require.NotEmpty(t, want)
+			for _, chunk := range []int{2 * maxLine, 3*maxLine + 7, 4096} {
+				for _, workers := range []int{1, 3} {
+					for wname, wrap := range wraps {
+						if wname == "one-byte reads" && len(data) > 10_000 && chunk != 4096 {
+							continue // slow and adds nothing over half reads
+						}
+						opts := options{chunk: chunk, maxLine: maxLine, workers: workers}
+						got := parseOpts(t, data, opts, wrap)
+						require.Equal(t, want, got, "%s, maxLine %d, chunk %d, %d workers, %s", name, maxLine, chunk, workers, wname)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestParseAbandoned checks that a parser left before the end leaves no goroutine behind.
+func TestParseAbandoned(t *testing.T) {
+	t.Parallel()
+
+	raw, err := os.ReadFile(realLog)
+	require.NoError(t, err)
+	data := bytes.Repeat(raw, 40) // 2 MB: several chunks in flight
+	p := newParser(bytes.NewReader(data), options{chunk: 64 << 10, maxLine: 4096, workers: 4})
+	_, err = p.Next()
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		buf := make([]byte, 1<<20)
+		return !bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("joblog.(*Parser).start.func"))
+	}, 5*time.Second, 10*time.Millisecond)
+}
+
 // FuzzParse checks the parser's guarantees on any input. Run it with a short minimization time, as
 // minimizing an input derived from the 50 KB real log takes long:
 //
@@ -466,6 +543,11 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		require.LessOrEqual(t, n, lines)
+
+		// Chunked and concurrent parsing with tiny sizes gives the line-by-line result.
+		want := parseOpts(t, data, referenceOpts(data, 16), nil)
+		got := parseOpts(t, data, options{chunk: 40, maxLine: 16, workers: 3}, iotest.HalfReader)
+		require.Equal(t, want, got)
 	})
 }
 
