@@ -214,6 +214,8 @@ func (p *Parser) Next() (Entry, error) {
 				}
 				return e, nil
 			}
+			putEntries(b.entries)
+			b.entries = nil
 			p.bi, p.ei = p.bi+1, 0
 			continue
 		}

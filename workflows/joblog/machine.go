@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -62,7 +63,19 @@ type machine struct {
 }
 
 func newMachine() *machine {
-	return &machine{buf: make([]byte, 0, 2*batchBytes), q: make([]queued, 0, batchEntries)}
+	return &machine{buf: make([]byte, 0, 2*batchBytes), q: getEntries()}
+}
+
+// entryPool recycles the entry arrays of batches: the parser puts an array back once it has
+// returned its entries. Fresh arrays cost cache misses on every write.
+var entryPool = sync.Pool{New: func() any { return new([batchEntries]queued) }}
+
+func getEntries() []queued { return entryPool.Get().(*[batchEntries]queued)[:0] }
+
+func putEntries(q []queued) {
+	if cap(q) == batchEntries {
+		entryPool.Put((*[batchEntries]queued)(q[:batchEntries]))
+	}
 }
 
 // prepareLine removes a CR before the line's end and a UTF-8 byte order mark at its start.
@@ -98,7 +111,9 @@ func (m *machine) begin(sec int64, timed bool, text []byte, dropped int) {
 	m.sec, m.level = sec, kindInfo
 	m.blanks, m.droppedLines = 0, 0
 	m.buf = trimRightSpace(appendClean(m.buf[:m.done], text), m.done)
-	m.classify()
+	if n := m.done; len(m.buf)-n >= 3 && (m.buf[n] == '#' || m.buf[n] == '[' || m.buf[n] == ':') {
+		m.classify()
+	}
 	if dropped > 0 && len(m.buf) > m.done && !m.discard {
 		m.buf = appendTruncated(m.buf, dropped)
 	}
@@ -171,7 +186,7 @@ func (m *machine) seal() {
 		return
 	}
 	m.out = append(m.out, batch{text: string(m.buf[:m.done]), entries: m.q})
-	m.q = make([]queued, 0, batchEntries)
+	m.q = getEntries()
 	n := copy(m.buf, m.buf[m.done:]) // keep the pending message
 	m.buf, m.done = m.buf[:n], 0
 }
@@ -429,16 +444,17 @@ const esc = 0x1b
 // invalid UTF-8 by U+FFFD. It is the hot path: runs of printable ASCII are found 32 or 8 bytes at a
 // time and copied whole; the common CSI sequences (colours) are skipped inline.
 func appendClean(dst, src []byte) []byte {
-	for {
-		k := printableLen(src)
-		dst = append(dst, src[:k]...)
-		src = src[k:]
-		if len(src) == 0 {
-			return dst
+	for len(src) > 0 {
+		c := src[0]
+		if c >= 0x20 && c < 0x80 {
+			k := printableLen(src)
+			dst = append(dst, src[:k]...)
+			src = src[k:]
+			continue
 		}
-		switch c := src[0]; {
+		switch {
 		case c == esc:
-			if len(src) >= 3 && src[1] == '[' {
+			if len(src) >= 3 && src[1] == '[' { // CSI, inline: colours are everywhere
 				i := 2
 				for i < len(src) && src[i] >= 0x30 && src[i] <= 0x3f {
 					i++
@@ -464,6 +480,7 @@ func appendClean(dst, src []byte) []byte {
 			src = src[size:]
 		}
 	}
+	return dst
 }
 
 const (
