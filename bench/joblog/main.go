@@ -5,7 +5,8 @@
 // of the requested size into a temporary file, then measures, best of -runs:
 //
 //	(a) `wc -l FILE`: wall time and MB/s (the file is in the page cache after generation);
-//	(b) the parser over the same file, in a child process: wall time and MB/s;
+//	(b) the parser over the same file, in a child process: wall time and MB/s; and again with
+//	    GOMAXPROCS=1, where the parser works on one goroutine;
 //	(c) the parser's peak memory: the child's peak resident set size (getrusage ru_maxrss, the
 //	    same figure as VmHWM in /proc/self/status), and runtime.MemStats.Sys at its end (all memory
 //	    the Go runtime obtained from the OS, a high-water mark).
@@ -126,48 +127,74 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	parseBest, parseCPU := time.Duration(1<<63-1), time.Duration(1<<63-1)
-	var best childResult
-	var maxRSS int64
-	for i := range *runs {
-		childArgs := []string{"-child-parse", path}
-		if i == 0 && *cpuProfile != "" {
-			childArgs = append(childArgs, "-cpuprofile", *cpuProfile)
-		}
-		cmd := exec.CommandContext(ctx, self, childArgs...)
-		cmd.Stderr = os.Stderr
-		start := time.Now()
-		out, err := cmd.Output()
-		d := time.Since(start)
-		if err != nil {
-			return fmt.Errorf("parse child: %w", err)
-		}
-		var res childResult
-		if err := json.Unmarshal(out, &res); err != nil {
-			return fmt.Errorf("parse child output %q: %w", out, err)
-		}
-		parseCPU = min(parseCPU, cpuTime(cmd.ProcessState))
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			maxRSS = max(maxRSS, ru.Maxrss*1024) // kilobytes on Linux
-		}
-		if d < parseBest {
-			parseBest, best = d, res
-		}
+	par, err := measureParser(ctx, self, path, *runs, *cpuProfile, "")
+	if err != nil {
+		return err
+	}
+	seq, err := measureParser(ctx, self, path, *runs, "", "GOMAXPROCS=1")
+	if err != nil {
+		return err
 	}
 
 	mbps := func(d time.Duration) float64 { return float64(bytes) / 1e6 / d.Seconds() }
 	fmt.Fprintf(stdout, "file: %d bytes (%.1f MiB), %s lines (wc -l)\n", bytes, float64(bytes)/(1<<20), wcOut)
-	fmt.Fprintf(stdout, "parser: %d entries %v\n", best.Entries, best.Levels)
-	fmt.Fprintf(stdout, "(a) wc -l          best of %d: wall %7.3fs %8.1f MB/s | cpu %7.3fs %8.1f MB/s\n",
+	fmt.Fprintf(stdout, "parser: %d entries %v\n", par.res.Entries, par.res.Levels)
+	fmt.Fprintf(stdout, "(a) wc -l                    best of %d: wall %7.3fs %8.1f MB/s | cpu %7.3fs %8.1f MB/s\n",
 		*runs, wcBest.Seconds(), mbps(wcBest), wcCPU.Seconds(), mbps(wcCPU))
-	fmt.Fprintf(stdout, "(b) parser process best of %d: wall %7.3fs %8.1f MB/s | cpu %7.3fs %8.1f MB/s (parse loop alone: wall %.3fs, %.1f MB/s)\n",
-		*runs, parseBest.Seconds(), mbps(parseBest), parseCPU.Seconds(), mbps(parseCPU), best.Seconds, float64(bytes)/1e6/best.Seconds)
-	fmt.Fprintf(stdout, "    parser / wc -l throughput: %.1f %% by wall time, %.1f %% by CPU time (target >= 25 %%)\n",
-		100*wcBest.Seconds()/parseBest.Seconds(), 100*wcCPU.Seconds()/parseCPU.Seconds())
-	fmt.Fprintf(stdout, "(c) parser peak RSS (ru_maxrss = VmHWM): %.1f MiB (target <= 64 MiB); runtime.MemStats.Sys: %.1f MiB\n",
-		float64(maxRSS)/(1<<20), float64(best.SysBytes)/(1<<20))
-	fmt.Fprintf(stdout, "go %s, %s/%s, GOMAXPROCS %d\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
+	for _, m := range []struct {
+		name string
+		m    parserRun
+	}{{"(b) parser", par}, {"    parser, GOMAXPROCS=1", seq}} {
+		fmt.Fprintf(stdout, "%-27s best of %d: wall %7.3fs %8.1f MB/s | cpu %7.3fs %8.1f MB/s | %5.1f %% of wc -l (wall)\n",
+			m.name, *runs, m.m.wall.Seconds(), mbps(m.m.wall), m.m.cpu.Seconds(), mbps(m.m.cpu), 100*wcBest.Seconds()/m.m.wall.Seconds())
+	}
+	fmt.Fprintf(stdout, "    target: parser >= 25 %% of wc -l throughput\n")
+	fmt.Fprintf(stdout, "(c) parser peak RSS (ru_maxrss = VmHWM): %.1f MiB, GOMAXPROCS=1: %.1f MiB (target <= 64 MiB); runtime.MemStats.Sys at the end: %.1f MiB\n",
+		float64(par.maxRSS)/(1<<20), float64(seq.maxRSS)/(1<<20), float64(par.res.SysBytes)/(1<<20))
+	fmt.Fprintf(stdout, "go %s, %s/%s, %d CPUs, GOMAXPROCS %d\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
 	return nil
+}
+
+// parserRun is the best of several parser runs.
+type parserRun struct {
+	wall, cpu time.Duration
+	maxRSS    int64
+	res       childResult
+}
+
+// measureParser runs the parser in a child process (self -child-parse) runs times, with env added
+// to its environment, and keeps the best wall and CPU times and the highest peak RSS.
+func measureParser(ctx context.Context, self, path string, runs int, cpuProfile, env string) (parserRun, error) {
+	best := parserRun{wall: 1<<63 - 1, cpu: 1<<63 - 1}
+	for i := range runs {
+		childArgs := []string{"-child-parse", path}
+		if i == 0 && cpuProfile != "" {
+			childArgs = append(childArgs, "-cpuprofile", cpuProfile)
+		}
+		cmd := exec.CommandContext(ctx, self, childArgs...)
+		cmd.Stderr = os.Stderr
+		if env != "" {
+			cmd.Env = append(os.Environ(), env)
+		}
+		start := time.Now()
+		out, err := cmd.Output()
+		d := time.Since(start)
+		if err != nil {
+			return best, fmt.Errorf("parse child: %w", err)
+		}
+		var res childResult
+		if err := json.Unmarshal(out, &res); err != nil {
+			return best, fmt.Errorf("parse child output %q: %w", out, err)
+		}
+		best.cpu = min(best.cpu, cpuTime(cmd.ProcessState))
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			best.maxRSS = max(best.maxRSS, ru.Maxrss*1024) // kilobytes on Linux
+		}
+		if d < best.wall {
+			best.wall, best.res = d, res
+		}
+	}
+	return best, nil
 }
 
 // cpuTime is the user and system CPU time of a finished process.

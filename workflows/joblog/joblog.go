@@ -206,13 +206,8 @@ func (p *Parser) Next() (Entry, error) {
 		if p.bi < len(p.out) {
 			b := &p.out[p.bi]
 			if p.ei < len(b.entries) {
-				q := &b.entries[p.ei]
 				p.ei++
-				e := Entry{Level: levelNames[q.level], Message: b.text[q.start:q.end]}
-				if q.timed {
-					e.Timestamp = time.Unix(q.sec, 0).UTC()
-				}
-				return e, nil
+				return b.entries[p.ei-1], nil
 			}
 			putEntries(b.entries)
 			b.entries = nil

@@ -31,8 +31,7 @@ type queued struct {
 
 // batch is a run of complete entries whose messages share one string.
 type batch struct {
-	text    string
-	entries []queued
+	entries []Entry
 }
 
 // machine turns lines into entries: the line-level state machine of the parser. It holds the
@@ -63,18 +62,14 @@ type machine struct {
 }
 
 func newMachine() *machine {
-	return &machine{buf: make([]byte, 0, 2*batchBytes), q: getEntries()}
+	return &machine{buf: make([]byte, 0, 2*batchBytes), q: make([]queued, 0, batchEntries)}
 }
 
-// entryPool recycles the entry arrays of batches: the parser puts an array back once it has
-// returned its entries. Fresh arrays cost cache misses on every write.
-var entryPool = sync.Pool{New: func() any { return new([batchEntries]queued) }}
+var entryPool = sync.Pool{New: func() any { return new([batchEntries]Entry) }}
 
-func getEntries() []queued { return entryPool.Get().(*[batchEntries]queued)[:0] }
-
-func putEntries(q []queued) {
-	if cap(q) == batchEntries {
-		entryPool.Put((*[batchEntries]queued)(q[:batchEntries]))
+func putEntries(entries []Entry) {
+	if cap(entries) == batchEntries {
+		entryPool.Put((*[batchEntries]Entry)(entries[:batchEntries]))
 	}
 }
 
@@ -185,8 +180,20 @@ func (m *machine) seal() {
 	if len(m.q) == 0 {
 		return
 	}
-	m.out = append(m.out, batch{text: string(m.buf[:m.done]), entries: m.q})
-	m.q = getEntries()
+	text := string(m.buf[:m.done])
+	arr := entryPool.Get().(*[batchEntries]Entry)
+	entries := arr[:len(m.q)]
+	for i := range m.q {
+		q := &m.q[i]
+		e := &entries[i]
+		e.Timestamp = time.Time{}
+		if q.timed {
+			e.Timestamp = time.Unix(q.sec, 0).UTC()
+		}
+		e.Level, e.Message = levelNames[q.level], text[q.start:q.end]
+	}
+	m.out = append(m.out, batch{entries: entries})
+	m.q = m.q[:0]
 	n := copy(m.buf, m.buf[m.done:]) // keep the pending message
 	m.buf, m.done = m.buf[:n], 0
 }
