@@ -19,7 +19,7 @@ type chunk struct {
 // chunkReader cuts the log into chunks at line ends. It is used by the parser's goroutine only.
 type chunkReader struct {
 	r       io.Reader
-	size    int // read buffer size, at least maxLine
+	size    int // read buffer size, at least 2*maxLine
 	maxLine int
 	carry   []byte // the start of a line cut by the end of the last read
 	err     error  // io.EOF or the read error, once met

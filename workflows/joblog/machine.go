@@ -21,7 +21,7 @@ const (
 
 var levelNames = [...]string{kindDebug: LevelDebug, kindInfo: LevelInfo, kindWarning: LevelWarning, kindError: LevelError}
 
-// queued is a complete entry of a batch; its message is the batch's text[start:end].
+// queued is a complete entry of the batch being built; its message is the machine's buf[start:end].
 type queued struct {
 	sec        int64
 	start, end int32
@@ -65,8 +65,13 @@ func newMachine() *machine {
 	return &machine{buf: make([]byte, 0, 2*batchBytes), q: make([]queued, 0, batchEntries)}
 }
 
+// entryPool recycles the entry arrays of batches (the parser gives an array back once it has
+// returned its entries): writing into fresh memory costs a cache miss per line. A pooled array may
+// still hold the messages of its last batch, keeping that batch's string alive until the array is
+// reused or the garbage collector empties the pool.
 var entryPool = sync.Pool{New: func() any { return new([batchEntries]Entry) }}
 
+// putEntries gives the array of a batch's entries back to entryPool.
 func putEntries(entries []Entry) {
 	if cap(entries) == batchEntries {
 		entryPool.Put((*[batchEntries]Entry)(entries[:batchEntries]))
