@@ -1,7 +1,7 @@
 // Package joblog parses raw GitHub Actions job logs, as served by the job-logs endpoint
 // (GET /repos/{owner}/{repo}/actions/jobs/{id}/logs), into log entries {timestamp, level, message}.
 //
-// The parser streams in constant memory: it reads the log in chunks of whole lines (256 KiB) and
+// The parser streams in constant memory: it reads the log in chunks of whole lines (1 MiB) and
 // holds a few chunks, their entries and the entry being read, so its memory use (about 10 MiB of
 // resident memory, measured on a 1 GiB log) does not depend on the size of the log; MaxLineBytes
 // and MaxMessageBytes bound what a single line or entry can take. It has no dependencies outside
@@ -134,7 +134,7 @@ const (
 const (
 	// chunkSize is the parser's read size: the log is cut into chunks of whole lines, which are
 	// parsed concurrently when there are several CPUs.
-	chunkSize = 256 << 10
+	chunkSize = 1 << 20
 	// maxWorkers bounds the chunks parsed at once.
 	maxWorkers = 4
 	// minParallelChunk is the smallest chunk worth a goroutine.
