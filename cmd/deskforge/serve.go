@@ -2,10 +2,241 @@ package main
 
 import (
 	"context"
-	"errors"
+	"database/sql"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/server"
+	"github.com/deskforge/deskforge/workflows"
+	"github.com/deskforge/deskforge/workflows/github"
 )
 
+// shutdownTimeout bounds the graceful shutdown of HTTP requests and of
+// running River jobs, each.
+const shutdownTimeout = 30 * time.Second
+
+// riverWorkers is the number of engine jobs one process runs at once.
+const riverWorkers = 10
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("serve: not implemented yet")
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cf := registerConfig(fs, os.Getenv, groupListen, groupServe, groupDatabase, groupLog)
+	demo := fs.Bool("demo", false, "try DeskForge against an in-process GitHub SIMULATOR: database "+demoDatabaseURL+
+		" (unless DESKFORGE_DATABASE_URL is set), a demo project and an admin key printed at start; no GitHub settings needed")
+	fs.Usage = usageFunc(fs, "deskforge serve [--demo] [flags]",
+		"Runs the HTTP API and the build engine. It migrates the database, starts the River job workers, serves\n"+
+			"until SIGTERM or Ctrl-C, then stops accepting requests and drains running requests and jobs.\n"+
+			"GitHub must be configured (a token, or a GitHub App) unless --demo is given.")
+	if done, err := parseFlags(fs, args, stdout, stderr); done {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "serve takes no arguments, got %q\n\n", fs.Args())
+		fs.SetOutput(stderr)
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := cf.load(*demo)
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return serve(ctx, cfg, stdout, stderr, nil)
+}
+
+// serve runs DeskForge until ctx ends. listening, when not nil, is called
+// with the HTTP listener's address once requests are accepted.
+func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening func(net.Addr)) error {
+	log := newLogger(cfg, stderr)
+	db, err := models.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx, log); err != nil {
+		return err
+	}
+	store := models.NewStore(db)
+
+	var (
+		forge workflows.Forge
+		demo  *demoEnv
+	)
+	if cfg.Demo {
+		demo, forge, err = startDemo(ctx, &cfg, log)
+		if err != nil {
+			return err
+		}
+		defer demo.Close()
+	} else {
+		forge, err = buildForge(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+	}
+	if cfg.GitHubWebhookSecret == "" {
+		log.Warn("DESKFORGE_GITHUB_WEBHOOK_SECRET is not set: POST /webhooks/github is off and build status comes from polling GitHub only")
+	}
+
+	engine := workflows.NewEngine(store, forge, nil, log, workflows.Options{
+		PublicURL:           cfg.PublicURL,
+		BuilderRepo:         cfg.BuilderRepo,
+		BuilderWorkflow:     cfg.BuilderWorkflow,
+		BuilderRef:          cfg.BuilderRef,
+		Runners:             cfg.Runners,
+		MaxBuildDuration:    cfg.MaxBuildDuration,
+		DispatchesPerMinute: cfg.DispatchesPerMinute,
+		DownloadMode:        cfg.DownloadMode,
+	})
+	workers := river.NewWorkers()
+	engine.RegisterWorkers(workers)
+	jobs, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{
+		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: riverWorkers}},
+		Workers:      workers,
+		PeriodicJobs: engine.PeriodicJobs(),
+		Logger:       riverLogger(cfg, stderr),
+	})
+	if err != nil {
+		return fmt.Errorf("create river client: %w", err)
+	}
+	engine.SetInserter(jobs)
+	if err := jobs.Start(ctx); err != nil {
+		return fmt.Errorf("start river: %w", err)
+	}
+	defer stopJobs(jobs, log)
+
+	api := server.New(server.Options{
+		Store:         store,
+		Engine:        engine,
+		PublicURL:     cfg.PublicURL,
+		WebhookSecret: []byte(cfg.GitHubWebhookSecret),
+		Demo:          cfg.Demo,
+		Log:           log,
+	})
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (DESKFORGE_LISTEN): %w", cfg.Listen, err)
+	}
+	httpServer := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- httpServer.Serve(ln) }()
+	log.Info("DeskForge is serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL,
+		"database", db.Dialect, "demo", cfg.Demo)
+	if demo != nil {
+		if err := demo.Ready(ctx, store, localURL(ln.Addr()), stdout); err != nil {
+			httpServer.Close()
+			return err
+		}
+	}
+	if listening != nil {
+		listening(ln.Addr())
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining HTTP requests and running jobs")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		log.Warn("HTTP shutdown cut short", "err", err)
+	}
+	return nil
+}
+
+// riverLogger is the logger River's own messages go to: warnings and
+// errors only (River reports routine activity at info every few seconds),
+// everything with DESKFORGE_LOG_LEVEL=debug.
+func riverLogger(cfg Config, w io.Writer) *slog.Logger {
+	if cfg.LogLevel > slog.LevelDebug && cfg.LogLevel < slog.LevelWarn {
+		cfg.LogLevel = slog.LevelWarn
+	}
+	return newLogger(cfg, w).With("component", "river")
+}
+
+// stopJobs lets running River jobs finish (bounded by shutdownTimeout),
+// then cancels what is left; cancelled jobs are retried after a restart.
+func stopJobs(jobs *river.Client[*sql.Tx], log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := jobs.Stop(ctx); err != nil {
+		log.Warn("River did not stop in time; cancelling running jobs", "err", err)
+		cancelCtx, cancelCancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancelCancel()
+		jobs.StopAndCancel(cancelCtx)
+	}
+}
+
+// buildForge returns the GitHub client cfg describes (a token, or a GitHub
+// App installation), on GitHub.com or the GitHub Enterprise Server at
+// DESKFORGE_GITHUB_API_URL.
+func buildForge(ctx context.Context, cfg Config, log *slog.Logger) (workflows.Forge, error) {
+	opts := github.Options{
+		BaseURL:         cfg.GitHubAPIURL,
+		Token:           cfg.GitHubToken,
+		WritesPerMinute: cfg.DispatchesPerMinute,
+		Logger:          log,
+	}
+	if cfg.GitHubToken == "" {
+		key, err := os.ReadFile(cfg.GitHubAppPrivateKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("read DESKFORGE_GITHUB_APP_PRIVATE_KEY_FILE: %w", err)
+		}
+		opts.AppID, opts.AppPrivateKey, opts.InstallationID = cfg.GitHubAppID, key, cfg.GitHubInstallationID
+	}
+	client, err := github.New(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("configure GitHub: %w", err)
+	}
+	return client, nil
+}
+
+// startDemo starts demo mode's in-process GitHub simulator (demo.go), points
+// cfg at it (builder repository, webhook secret) and returns it with a forge
+// talking to it.
+func startDemo(ctx context.Context, cfg *Config, log *slog.Logger) (*demoEnv, workflows.Forge, error) {
+	d, err := startDemoSim(ctx, cfg.SimFaults, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.BuilderRepo = d.BuilderRepo()
+	cfg.GitHubWebhookSecret = d.WebhookSecret()
+	opts := d.ForgeOptions()
+	opts.WritesPerMinute = cfg.DispatchesPerMinute
+	opts.Logger = log.With("github", "simulated")
+	forge, err := github.New(ctx, opts)
+	if err != nil {
+		d.Close()
+		return nil, nil, fmt.Errorf("demo: configure the simulated GitHub: %w", err)
+	}
+	return d, forge, nil
+}
+
+// localURL is the loopback URL of a listener, for callers on this machine
+// (the demo's simulator delivering webhooks, the health check).
+func localURL(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "http://" + addr.String()
+	}
+	host := tcp.IP.String()
+	if tcp.IP == nil || tcp.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 }

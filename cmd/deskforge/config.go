@@ -1,0 +1,420 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/deskforge/deskforge/templates"
+)
+
+// Config is DeskForge's configuration, loaded from flags and DESKFORGE_*
+// environment variables (a flag overrides its variable) and validated by
+// loadConfig.
+type Config struct {
+	Listen      string
+	PublicURL   string
+	DatabaseURL string
+
+	GitHubToken             string
+	GitHubAppID             int64
+	GitHubAppPrivateKeyFile string
+	GitHubInstallationID    int64
+	GitHubAPIURL            string
+	GitHubWebhookSecret     string
+	BuilderRepo             string
+	BuilderWorkflow         string
+	BuilderRef              string
+	Runners                 templates.RunnerTable
+	MaxBuildDuration        time.Duration
+	DispatchesPerMinute     int
+	DownloadMode            string
+	LogLevel                slog.Level
+	LogFormat               string // "json", "text" or "" (text on a terminal, else json)
+	SimFaults               string
+	Demo                    bool
+}
+
+// GitHubConfigured reports whether a token or a complete GitHub App
+// identity is set.
+func (c Config) GitHubConfigured() bool {
+	return c.GitHubToken != "" || (c.GitHubAppID != 0 && c.GitHubAppPrivateKeyFile != "" && c.GitHubInstallationID != 0)
+}
+
+// setting is one configuration value: a flag, its environment variable and
+// its default.
+type setting struct {
+	flag   string
+	arg    string // placeholder of the value in --help
+	env    string
+	def    string
+	usage  string
+	secret bool // never shown as a default in --help
+	value  string
+	given  bool // set by the flag or the environment
+}
+
+// Groups of settings, registered per subcommand.
+const (
+	groupDatabase = iota
+	groupLog
+	groupListen
+	groupServe
+)
+
+func allSettings() map[int][]*setting {
+	return map[int][]*setting{
+		groupDatabase: {
+			{flag: "database-url", arg: "URL", env: "DESKFORGE_DATABASE_URL", def: "sqlite://deskforge.db", usage: "database: sqlite://path/to/file.db (embedded) or postgres://user:pass@host:5432/db"},
+		},
+		groupLog: {
+			{flag: "log-level", arg: "LEVEL", env: "DESKFORGE_LOG_LEVEL", def: "info", usage: "log level: debug, info, warn or error"},
+			{flag: "log-format", arg: "FORMAT", env: "DESKFORGE_LOG_FORMAT", def: "", usage: "log format: json or text (default: text when stderr is a terminal, else json)"},
+		},
+		groupListen: {
+			{flag: "listen", arg: "ADDR", env: "DESKFORGE_LISTEN", def: ":8080", usage: "address the HTTP API listens on"},
+		},
+		groupServe: {
+			{flag: "public-url", arg: "URL", env: "DESKFORGE_PUBLIC_URL", def: "http://localhost:8080", usage: "external base URL of the API, used in buildLog, artifactUrl and Location"},
+			{flag: "github-token", arg: "TOKEN", env: "DESKFORGE_GITHUB_TOKEN", usage: "GitHub token (PAT or installation token) with actions and contents write access", secret: true},
+			{flag: "github-app-id", arg: "ID", env: "DESKFORGE_GITHUB_APP_ID", usage: "GitHub App id (instead of a token, with the two next settings)"},
+			{flag: "github-app-private-key-file", arg: "FILE", env: "DESKFORGE_GITHUB_APP_PRIVATE_KEY_FILE", usage: "PEM file of the GitHub App's private key"},
+			{flag: "github-installation-id", arg: "ID", env: "DESKFORGE_GITHUB_INSTALLATION_ID", usage: "GitHub App installation id"},
+			{flag: "github-api-url", arg: "URL", env: "DESKFORGE_GITHUB_API_URL", usage: "GitHub REST API root for GitHub Enterprise Server (https://host/api/v3/); empty = api.github.com"},
+			{flag: "github-webhook-secret", arg: "SECRET", env: "DESKFORGE_GITHUB_WEBHOOK_SECRET", usage: "secret of the GitHub webhook pointed at /webhooks/github; empty = webhooks off, status by polling", secret: true},
+			{flag: "builder-repo", arg: "OWNER/NAME", env: "DESKFORGE_BUILDER_REPO", usage: "owner/name of the repository that builds web-app projects (holds templates/webapp.yml)"},
+			{flag: "builder-workflow", arg: "FILE", env: "DESKFORGE_BUILDER_WORKFLOW", def: "deskforge.yml", usage: "workflow file of the builder repository"},
+			{flag: "builder-ref", arg: "REF", env: "DESKFORGE_BUILDER_REF", def: "main", usage: "branch or tag of the builder repository to run"},
+			{flag: "runners", arg: "LIST", env: "DESKFORGE_RUNNERS", usage: "runner labels overriding the defaults, e.g. mac/arm64=macos-26,linux/x64=ubuntu-24.04"},
+			{flag: "max-build-duration", arg: "DURATION", env: "DESKFORGE_MAX_BUILD_DURATION", def: "6h", usage: "a build still building after this fails as timed out"},
+			{flag: "dispatches-per-minute", arg: "N", env: "DESKFORGE_DISPATCHES_PER_MINUTE", def: "60", usage: "pace of workflow dispatches (GitHub writes) per token"},
+			{flag: "download-mode", arg: "MODE", env: "DESKFORGE_DOWNLOAD_MODE", def: "redirect", usage: "artifact downloads: redirect (to GitHub) or proxy (streamed through DeskForge)"},
+			{flag: "sim-faults", arg: "LIST", env: "DESKFORGE_SIM_FAULTS", usage: "demo only: simulator faults, e.g. drop=0.3,duplicate=0.2,api5xx=0.1,seed=7"},
+		},
+	}
+}
+
+// configFlags holds the settings registered on one flag set.
+type configFlags struct {
+	fs       *flag.FlagSet
+	settings []*setting
+	getenv   func(string) string
+}
+
+// registerConfig registers the settings of groups as flags of fs. Call
+// load after fs.Parse.
+func registerConfig(fs *flag.FlagSet, getenv func(string) string, groups ...int) *configFlags {
+	cf := &configFlags{fs: fs, getenv: getenv}
+	all := allSettings()
+	for _, g := range groups {
+		for _, s := range all[g] {
+			usage := fmt.Sprintf("%s (env %s)", s.usage, s.env)
+			fs.StringVar(&s.value, s.flag, s.def, usage)
+			cf.settings = append(cf.settings, s)
+		}
+	}
+	return cf
+}
+
+// load resolves every registered setting (flag, else environment, else
+// default) and validates the result. demo switches the database default to
+// the demo's file and lifts the GitHub requirement.
+func (cf *configFlags) load(demo bool) (Config, error) {
+	explicit := map[string]bool{}
+	cf.fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	for _, s := range cf.settings {
+		s.given = explicit[s.flag]
+		if !s.given {
+			if v, ok := lookupEnv(cf.getenv, s.env); ok {
+				s.value, s.given = v, true
+			}
+		}
+	}
+	return cf.build(demo)
+}
+
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	v := strings.TrimSpace(getenv(name))
+	return v, v != ""
+}
+
+func (cf *configFlags) get(flagName string) (*setting, bool) {
+	for _, s := range cf.settings {
+		if s.flag == flagName {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+// errorf names a setting by flag and variable in a configuration error.
+func (s *setting) errorf(format string, args ...any) error {
+	return fmt.Errorf("--%s / %s: %s", s.flag, s.env, fmt.Sprintf(format, args...))
+}
+
+var (
+	repoRe         = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$`)
+	workflowFileRe = regexp.MustCompile(`^[A-Za-z0-9._-]+\.ya?ml$`)
+)
+
+// build converts and validates the resolved values; every error says which
+// setting is wrong and how to fix it, and all errors are reported at once.
+func (cf *configFlags) build(demo bool) (Config, error) {
+	cfg := Config{Demo: demo, LogLevel: slog.LevelInfo, Runners: templates.DefaultRunners}
+	var errs []error
+	str := func(name string) (*setting, string) {
+		s, ok := cf.get(name)
+		if !ok {
+			return nil, ""
+		}
+		return s, s.value
+	}
+	if s, v := str("listen"); s != nil {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			errs = append(errs, s.errorf("%q is not host:port; use e.g. :8080 or 127.0.0.1:8080", v))
+		}
+		cfg.Listen = v
+	}
+	if s, v := str("public-url"); s != nil {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			errs = append(errs, s.errorf("%q is not an absolute http(s) URL; use e.g. https://deskforge.example.com", v))
+		}
+		cfg.PublicURL = strings.TrimSuffix(v, "/")
+	}
+	if s, v := str("database-url"); s != nil {
+		if demo && !s.given {
+			v = demoDatabaseURL
+		}
+		if !strings.HasPrefix(v, "sqlite://") && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+			errs = append(errs, s.errorf("must start with sqlite:// (e.g. sqlite://deskforge.db) or postgres:// (e.g. postgres://user:pass@localhost:5432/deskforge)"))
+		}
+		cfg.DatabaseURL = v
+	}
+	if s, v := str("log-level"); s != nil {
+		switch strings.ToLower(v) {
+		case "debug":
+			cfg.LogLevel = slog.LevelDebug
+		case "info":
+			cfg.LogLevel = slog.LevelInfo
+		case "warn", "warning":
+			cfg.LogLevel = slog.LevelWarn
+		case "error":
+			cfg.LogLevel = slog.LevelError
+		default:
+			errs = append(errs, s.errorf("%q is not a log level; use debug, info, warn or error", v))
+		}
+	}
+	if s, v := str("log-format"); s != nil {
+		if v != "" && v != "json" && v != "text" {
+			errs = append(errs, s.errorf("%q is not a log format; use json or text", v))
+		}
+		cfg.LogFormat = v
+	}
+	if s, _ := str("github-token"); s == nil {
+		// Not a serving command: nothing GitHub-related to check.
+		return cfg, errors.Join(errs...)
+	}
+	_, cfg.GitHubToken = str("github-token")
+	_, cfg.GitHubAppPrivateKeyFile = str("github-app-private-key-file")
+	_, cfg.GitHubWebhookSecret = str("github-webhook-secret")
+	_, cfg.SimFaults = str("sim-faults")
+	for _, n := range []struct {
+		name string
+		dst  *int64
+	}{{"github-app-id", &cfg.GitHubAppID}, {"github-installation-id", &cfg.GitHubInstallationID}} {
+		s, v := str(n.name)
+		if v == "" {
+			continue
+		}
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id <= 0 {
+			errs = append(errs, s.errorf("%q is not a positive number; copy it from the GitHub App's settings page", v))
+		}
+		*n.dst = id
+	}
+	appParts := 0
+	for _, set := range []bool{cfg.GitHubAppID != 0, cfg.GitHubAppPrivateKeyFile != "", cfg.GitHubInstallationID != 0} {
+		if set {
+			appParts++
+		}
+	}
+	if appParts != 0 && appParts != 3 {
+		errs = append(errs, errors.New("GitHub App: set all of DESKFORGE_GITHUB_APP_ID, DESKFORGE_GITHUB_APP_PRIVATE_KEY_FILE and DESKFORGE_GITHUB_INSTALLATION_ID, or none (and DESKFORGE_GITHUB_TOKEN instead)"))
+	}
+	if cfg.GitHubAppPrivateKeyFile != "" {
+		if _, err := os.Stat(cfg.GitHubAppPrivateKeyFile); err != nil {
+			s, _ := str("github-app-private-key-file")
+			errs = append(errs, s.errorf("cannot read the private key file: %v", err))
+		}
+	}
+	if !demo && !cfg.GitHubConfigured() {
+		errs = append(errs, errors.New("GitHub is not configured: set DESKFORGE_GITHUB_TOKEN (or DESKFORGE_GITHUB_APP_ID, DESKFORGE_GITHUB_APP_PRIVATE_KEY_FILE and DESKFORGE_GITHUB_INSTALLATION_ID), or run `deskforge serve --demo` to try DeskForge against a simulated GitHub"))
+	}
+	if s, v := str("github-api-url"); v != "" {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, s.errorf("%q is not an http(s) URL; for GitHub Enterprise Server use https://HOST/api/v3/", v))
+		}
+		cfg.GitHubAPIURL = v
+	}
+	if s, v := str("builder-repo"); v != "" {
+		if !repoRe.MatchString(v) {
+			errs = append(errs, s.errorf("%q is not owner/name; use e.g. acme/deskforge-builder", v))
+		}
+		cfg.BuilderRepo = v
+	}
+	if s, v := str("builder-workflow"); s != nil {
+		if !workflowFileRe.MatchString(v) {
+			errs = append(errs, s.errorf("%q is not a workflow file name; use e.g. deskforge.yml", v))
+		}
+		cfg.BuilderWorkflow = v
+	}
+	if s, v := str("builder-ref"); s != nil {
+		if v == "" || strings.ContainsAny(v, " \t~^:?*[\\") {
+			errs = append(errs, s.errorf("%q is not a branch or tag name; use e.g. main", v))
+		}
+		cfg.BuilderRef = v
+	}
+	if s, v := str("runners"); v != "" {
+		runners, err := parseRunners(v)
+		if err != nil {
+			errs = append(errs, s.errorf("%v", err))
+		}
+		cfg.Runners = runners
+	}
+	if s, v := str("max-build-duration"); s != nil {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, s.errorf("%q is not a positive duration; use e.g. 6h or 90m", v))
+		}
+		cfg.MaxBuildDuration = d
+	}
+	if s, v := str("dispatches-per-minute"); s != nil {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			errs = append(errs, s.errorf("%q is not a positive integer; use e.g. 60 (GitHub allows about 80 writes a minute)", v))
+		}
+		cfg.DispatchesPerMinute = n
+	}
+	if s, v := str("download-mode"); s != nil {
+		if v != "redirect" && v != "proxy" {
+			errs = append(errs, s.errorf("%q is not a download mode; use redirect or proxy", v))
+		}
+		cfg.DownloadMode = v
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// parseRunners reads "platform/arch=label,…" over a copy of the default
+// runner table.
+func parseRunners(v string) (templates.RunnerTable, error) {
+	table := templates.RunnerTable{}
+	for k, label := range templates.DefaultRunners {
+		table[k] = label
+	}
+	for _, entry := range strings.Split(v, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		key, label, ok := strings.Cut(entry, "=")
+		platform, arch, okKey := strings.Cut(strings.TrimSpace(key), "/")
+		label = strings.TrimSpace(label)
+		if !ok || !okKey || label == "" {
+			return nil, fmt.Errorf("%q is not platform/arch=label; use e.g. mac/arm64=macos-26", entry)
+		}
+		if !slices.Contains(templates.Platforms, platform) || !slices.Contains(templates.Arches, arch) {
+			return nil, fmt.Errorf("%q: platform must be one of %s and arch one of %s", entry,
+				strings.Join(templates.Platforms, ", "), strings.Join(templates.Arches, ", "))
+		}
+		table[platform+"/"+arch] = label
+	}
+	return table, nil
+}
+
+// newLogger returns the slog logger cfg asks for, writing to w.
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	format := cfg.LogFormat
+	if format == "" {
+		format = "json"
+		if isTerminal(w) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// parseFlags parses args; --help prints the usage on stdout (done, nil); a
+// bad flag prints the error and the usage on stderr (done, errUsage).
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (bool, error) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return true, nil
+	case err != nil:
+		fmt.Fprintf(stderr, "%v\n\n", err)
+		fs.SetOutput(stderr)
+		fs.Usage()
+		return true, errUsage
+	}
+	return false, nil
+}
+
+// usageFunc prints what a command does, its synopsis and its flags (with
+// their environment variables).
+func usageFunc(fs *flag.FlagSet, synopsis, description string) func() {
+	placeholders := map[string]string{}
+	for _, group := range allSettings() {
+		for _, s := range group {
+			placeholders[s.flag] = s.arg
+		}
+	}
+	return func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: %s\n\n%s\n\nFlags (a flag overrides its environment variable):\n", synopsis, description)
+		fs.VisitAll(func(f *flag.Flag) {
+			arg, usage := flag.UnquoteUsage(f)
+			if p, ok := placeholders[f.Name]; ok {
+				arg = p
+			}
+			if _, isBool := f.Value.(interface{ IsBoolFlag() bool }); isBool {
+				arg = ""
+			}
+			if arg != "" {
+				arg = " " + arg
+			}
+			fmt.Fprintf(w, "  --%s%s\n    \t%s", f.Name, arg, usage)
+			if f.DefValue != "" && f.DefValue != "false" {
+				fmt.Fprintf(w, " (default %q)", f.DefValue)
+			}
+			fmt.Fprintln(w)
+		})
+	}
+}
