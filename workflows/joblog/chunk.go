@@ -35,8 +35,12 @@ func (c *chunkReader) next() *chunk {
 	var buf []byte
 	if n := len(c.free); n > 0 {
 		buf, c.free = c.free[n-1][:0], c.free[:n-1]
-	} else {
+	} else if c.full {
 		buf = make([]byte, 0, c.size)
+	} else {
+		// Most logs are small: start with the smallest buffer that can hold a whole long line
+		// (see giant), and read in full-size chunks once a read has filled its buffer.
+		buf = make([]byte, 0, min(c.size, 2*c.maxLine))
 	}
 	buf = append(buf, c.carry...)
 	c.carry = c.carry[:0]
@@ -112,9 +116,12 @@ func (c *chunkReader) giant(buf []byte) *chunk {
 	return &chunk{data: buf[:c.maxLine], giant: true, dropped: dropped, buf: buf}
 }
 
-// recycle gives a chunk's buffer back for reuse.
+// recycle gives a chunk's buffer back for reuse; a small first buffer is dropped once the log has
+// proved large.
 func (c *chunkReader) recycle(ch *chunk) {
-	c.free = append(c.free, ch.buf)
+	if cap(ch.buf) == c.size || !c.full {
+		c.free = append(c.free, ch.buf)
+	}
 }
 
 // lineIter yields the lines of a chunk without their LF, with the number of bytes dropped from each
