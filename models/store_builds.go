@@ -2,7 +2,11 @@ package models
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -12,11 +16,62 @@ import (
 // it created.
 const IdempotencyWindow = 24 * time.Hour
 
+// reader is a handle for the API's hot reads, outside transactions: its
+// statements are prepared once and cached (per connection), which spares
+// SQLite a parse and its allocations on every request.
+func (s *Store) reader(ctx context.Context) *gorm.DB {
+	return s.Gorm(ctx).Session(&gorm.Session{PrepareStmt: true})
+}
+
 // GetBuild reads one build; ErrNotFound when it does not exist.
 func (s *Store) GetBuild(ctx context.Context, id string) (Build, error) {
 	var b Build
-	err := s.Gorm(ctx).Where("id = ?", id).Take(&b).Error
+	err := s.reader(ctx).Where("id = ?", id).Take(&b).Error
 	return b, translate(err, "get build "+id)
+}
+
+// apiColumns are the columns of a build that the API shows.
+const apiColumns = "id, project_id, version, platform, arch, status, retry_of, created_at, started_at, completed_at, artifact_name, artifact_size"
+
+// scanAPIColumns scans a row of apiColumns into b.
+func scanAPIColumns(row interface{ Scan(dest ...any) error }, b *Build) error {
+	return row.Scan(&b.ID, &b.ProjectID, &b.Version, &b.Platform, &b.Arch, &b.Status, &b.RetryOf,
+		&b.CreatedAt, &b.StartedAt, &b.CompletedAt, &b.ArtifactName, &b.ArtifactSize)
+}
+
+// GetBuildSummary reads the API's view of a build: only ID, ProjectID,
+// Version, Platform, Arch, Status, RetryOf, CreatedAt, StartedAt,
+// CompletedAt, ArtifactName and ArtifactSize are set. It is GET
+// /builds/:id's hot path, one small query without GORM's reflection.
+// ErrNotFound when the build does not exist.
+func (s *Store) GetBuildSummary(ctx context.Context, id string) (Build, error) {
+	var b Build
+	row := s.db.SQL.QueryRowContext(ctx, s.rebind("SELECT "+apiColumns+" FROM builds WHERE id = ?"), id)
+	if err := scanAPIColumns(row, &b); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Build{}, fmt.Errorf("get build %s: %w", id, ErrNotFound)
+		}
+		return Build{}, fmt.Errorf("get build %s: %w", id, err)
+	}
+	return b, nil
+}
+
+// rebind turns ? placeholders into PostgreSQL's $n.
+func (s *Store) rebind(query string) string {
+	if s.db.Dialect != DialectPostgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // BuildFilter selects a project's builds for ListBuilds and CountBuilds.
@@ -57,12 +112,13 @@ func (f BuildFilter) where(q *gorm.DB) *gorm.DB {
 // ListBuilds returns a page of a project's builds, newest first, by keyset
 // (id < cursor, never OFFSET), and the cursor of the next page ("" when this
 // is the last page). Builds created while a client pages get higher ids, so
-// they never shift the pages that follow.
+// they never shift the pages that follow. Like GetBuildSummary, it reads
+// only the columns the API shows.
 func (s *Store) ListBuilds(ctx context.Context, f BuildFilter) ([]Build, string, error) {
 	if f.Limit < 1 {
 		return nil, "", fmt.Errorf("list builds: limit %d: %w", f.Limit, ErrInvalid)
 	}
-	q := f.where(s.Gorm(ctx).Model(&Build{}))
+	q := f.where(s.reader(ctx).Model(&Build{}).Select(apiColumns))
 	if f.Cursor != "" {
 		q = q.Where("id < ?", f.Cursor)
 	}
@@ -79,10 +135,14 @@ func (s *Store) ListBuilds(ctx context.Context, f BuildFilter) ([]Build, string,
 }
 
 // CountBuilds counts a project's builds matching f (Limit and Cursor are
-// ignored). It is an index-only count over the matching index range.
+// ignored), exactly, from the build_counts table the database keeps up to
+// date (see store_counts.go): a sum over at most one row per status,
+// platform, arch and version of the project.
 func (s *Store) CountBuilds(ctx context.Context, f BuildFilter) (int64, error) {
+	where, args := f.countWhere()
 	var n int64
-	if err := f.where(s.Gorm(ctx).Model(&Build{})).Count(&n).Error; err != nil {
+	err := s.db.SQL.QueryRowContext(ctx, s.rebind("SELECT COALESCE(SUM(n), 0) FROM build_counts WHERE "+where), args...).Scan(&n)
+	if err != nil {
 		return 0, fmt.Errorf("count builds of %s: %w", f.ProjectID, err)
 	}
 	return n, nil
@@ -142,7 +202,7 @@ func (s *Store) ReadLog(ctx context.Context, q LogQuery) ([]BuildLogEntry, error
 	if q.Limit < 1 {
 		return nil, fmt.Errorf("read log of %s: limit %d: %w", q.BuildID, q.Limit, ErrInvalid)
 	}
-	db := s.Gorm(ctx).Where("build_id = ? AND seq > ?", q.BuildID, q.After)
+	db := s.reader(ctx).Where("build_id = ? AND seq > ?", q.BuildID, q.After)
 	if q.Levels != nil {
 		db = db.Where("level IN ?", q.Levels)
 	}

@@ -205,7 +205,7 @@ func (s *Store) CreateProject(ctx context.Context, p *Project) error {
 // GetProject reads one project; ErrNotFound when it does not exist.
 func (s *Store) GetProject(ctx context.Context, id string) (Project, error) {
 	var p Project
-	err := s.Gorm(ctx).Where("id = ?", id).Take(&p).Error
+	err := s.reader(ctx).Where("id = ?", id).Take(&p).Error
 	return p, translate(err, "get project "+id)
 }
 

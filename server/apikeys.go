@@ -99,6 +99,7 @@ func (s *Server) revokeAPIKey(c *gin.Context) {
 		s.renderError(c, err)
 		return
 	}
+	s.keys.forget(func(cached models.APIKey) bool { return cached.ID == k.ID })
 	s.logFor(c).InfoContext(c.Request.Context(), "api key revoked", "key_id", k.ID)
 	c.JSON(http.StatusOK, apiKeyJSON(k, ""))
 }

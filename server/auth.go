@@ -1,10 +1,13 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -23,7 +26,7 @@ func (s *Server) authenticate(c *gin.Context) {
 			"missing API key: send the header Authorization: Bearer df_…", ""})
 		return
 	}
-	k, err := s.store.AuthenticateAPIKey(c.Request.Context(), strings.TrimSpace(key))
+	k, err := s.keys.authenticate(c.Request.Context(), s.store, strings.TrimSpace(key))
 	if errors.Is(err, models.ErrNotFound) {
 		c.Header("WWW-Authenticate", `Bearer realm="deskforge", error="invalid_token"`)
 		s.renderError(c, &apiError{http.StatusUnauthorized, codeUnauthorized,
@@ -36,6 +39,68 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	c.Set(ctxCaller, k)
 	c.Next()
+}
+
+// keyCache remembers authenticated keys for a short time so that a request
+// costs no key lookup. Revocations through this server (DELETE /apikeys/:id,
+// DELETE /projects/:id) take effect at once; a key revoked elsewhere (the
+// command line, another replica) stops working within the TTL. Unknown keys
+// are never cached.
+type keyCache struct {
+	ttl     time.Duration
+	mu      sync.Mutex
+	entries map[string]cachedKey // by the key's SHA-256
+}
+
+type cachedKey struct {
+	key     models.APIKey
+	expires time.Time
+}
+
+// maxCachedKeys bounds the cache; when full it starts over.
+const maxCachedKeys = 10000
+
+func newKeyCache(ttl time.Duration) *keyCache {
+	return &keyCache{ttl: ttl, entries: map[string]cachedKey{}}
+}
+
+func (kc *keyCache) authenticate(ctx context.Context, store *models.Store, plaintext string) (models.APIKey, error) {
+	if kc.ttl <= 0 {
+		return store.AuthenticateAPIKey(ctx, plaintext)
+	}
+	hash := models.HashAPIKey(plaintext)
+	now := time.Now()
+	kc.mu.Lock()
+	e, ok := kc.entries[hash]
+	kc.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.key, nil
+	}
+	k, err := store.AuthenticateAPIKey(ctx, plaintext)
+	if err != nil {
+		kc.mu.Lock()
+		delete(kc.entries, hash)
+		kc.mu.Unlock()
+		return k, err
+	}
+	kc.mu.Lock()
+	if len(kc.entries) >= maxCachedKeys {
+		kc.entries = map[string]cachedKey{}
+	}
+	kc.entries[hash] = cachedKey{key: k, expires: now.Add(kc.ttl)}
+	kc.mu.Unlock()
+	return k, nil
+}
+
+// forget drops the cached keys for which drop is true.
+func (kc *keyCache) forget(drop func(models.APIKey) bool) {
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	for h, e := range kc.entries {
+		if drop(e.key) {
+			delete(kc.entries, h)
+		}
+	}
 }
 
 // callerOf returns the authenticated key of the request.

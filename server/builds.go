@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -119,7 +120,11 @@ type createBuildRequest struct {
 }
 
 func (s *Server) getBuild(c *gin.Context) {
-	b, err := s.buildForCaller(c, c.Param("id"))
+	id := c.Param("id")
+	b, err := s.store.GetBuildSummary(c.Request.Context(), id)
+	if err == nil && !canSeeProject(c, b.ProjectID) {
+		err = fmt.Errorf("build %s: %w", id, models.ErrNotFound)
+	}
 	if err != nil {
 		s.renderError(c, err)
 		return

@@ -256,6 +256,7 @@ func (s *Server) deleteProject(c *gin.Context) {
 		s.renderError(c, err)
 		return
 	}
+	s.keys.forget(func(cached models.APIKey) bool { return cached.ProjectID != nil && *cached.ProjectID == id })
 	s.logFor(c).InfoContext(c.Request.Context(), "project deleted", "project_id", id)
 	c.Status(http.StatusNoContent)
 }

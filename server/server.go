@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -40,7 +41,14 @@ type Options struct {
 	Log *slog.Logger
 	// MaxBodyBytes overrides DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// KeyCacheTTL is how long an authenticated API key is remembered
+	// without a database lookup (default DefaultKeyCacheTTL; negative: never).
+	// A key revoked through another process stops working within it.
+	KeyCacheTTL time.Duration
 }
+
+// DefaultKeyCacheTTL is the default of Options.KeyCacheTTL.
+const DefaultKeyCacheTTL = 5 * time.Second
 
 // Server is DeskForge's HTTP API. Create it with New; it is safe for
 // concurrent use.
@@ -53,6 +61,7 @@ type Server struct {
 	demo          bool
 	log           *slog.Logger
 	maxBodyBytes  int64
+	keys          *keyCache
 }
 
 // New returns a Server with every route registered.
@@ -75,6 +84,11 @@ func New(opts Options) *Server {
 	if s.maxBodyBytes <= 0 {
 		s.maxBodyBytes = DefaultMaxBodyBytes
 	}
+	ttl := opts.KeyCacheTTL
+	if ttl == 0 {
+		ttl = DefaultKeyCacheTTL
+	}
+	s.keys = newKeyCache(ttl)
 	s.router = s.routes()
 	return s
 }

@@ -1,0 +1,440 @@
+// Command api benchmarks DeskForge's Builds API over loopback: GET
+// /builds/:id and the first and 500th page of GET /projects/:id/builds with
+// 100,000 builds in the project, on SQLite and PostgreSQL, each next to a
+// bare Gin handler answering the same JSON from memory, in the same run.
+//
+//	go run ./bench/api                       # SQLite only
+//	go run ./bench/api -postgres postgres://postgres@127.0.0.1:5432/deskforge_test
+//
+// The PostgreSQL run works in a schema of its own, dropped at the end.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/server"
+	"github.com/deskforge/deskforge/workflows"
+)
+
+func main() {
+	var (
+		pgURL    = flag.String("postgres", os.Getenv("DESKFORGE_TEST_DATABASE_URL"), "PostgreSQL URL (empty: SQLite only); default $DESKFORGE_TEST_DATABASE_URL")
+		builds   = flag.Int("builds", 100000, "builds in the project")
+		clients  = flag.Int("clients", 8, "concurrent clients")
+		duration = flag.Duration("duration", 5*time.Second, "measuring time per scenario (after a 1 s warm-up)")
+		skipLite = flag.Bool("no-sqlite", false, "skip SQLite")
+		only     = flag.String("only", "", "run only the scenarios whose name contains this")
+		profile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	)
+	flag.Parse()
+	onlyScenario = *only
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	ctx := context.Background()
+	fmt.Printf("# %d builds, %d concurrent clients, %s per scenario, GOMAXPROCS=%d, %s\n\n",
+		*builds, *clients, *duration, runtime.GOMAXPROCS(0), runtime.Version())
+	var dialects []string
+	if !*skipLite {
+		dialects = append(dialects, models.DialectSQLite)
+	}
+	if *pgURL != "" {
+		dialects = append(dialects, models.DialectPostgres)
+	}
+	for _, dialect := range dialects {
+		if err := benchDialect(ctx, dialect, *pgURL, *builds, *clients, *duration); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", dialect, err)
+			pprof.StopCPUProfile()
+			os.Exit(1)
+		}
+	}
+}
+
+// onlyScenario filters the scenarios (the -only flag).
+var onlyScenario string
+
+// fixture is a database holding one project with many builds, served by
+// DeskForge and by a bare Gin handler.
+type fixture struct {
+	db        *models.DB
+	store     *models.Store
+	projectID string
+	key       string
+	ids       []string // a sample of build ids for GET /builds/:id
+	cursor500 string   // the cursor that yields page 500 (limit 50)
+}
+
+func benchDialect(ctx context.Context, dialect, pgURL string, builds, clients int, d time.Duration) error {
+	dbURL, cleanup, err := databaseURL(ctx, dialect, pgURL)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	f, err := newFixture(ctx, dialect, dbURL, builds)
+	if err != nil {
+		return err
+	}
+	defer f.db.Close()
+
+	api, err := startDeskForge(f)
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+	bare, err := startBareGin(ctx, api.URL, f)
+	if err != nil {
+		return err
+	}
+	defer bare.Close()
+
+	countCost, err := measureCount(ctx, f)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("## %s\n\nCOUNT(*) of the project's %d builds alone (the `total` of a page): %s per query (mean of 200)\n\n", dialect, builds, countCost)
+	fmt.Println("| request | bare Gin req/s | DeskForge req/s | DeskForge / bare | DeskForge p50 | DeskForge p99 |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|")
+	scenarios := []struct {
+		name string
+		path func(i int) string
+	}{
+		{"GET /builds/:id", func(i int) string { return "/builds/" + f.ids[i%len(f.ids)] }},
+		{"GET /projects/:id/builds (page 1)", func(int) string { return "/projects/" + f.projectID + "/builds" }},
+		{"GET /projects/:id/builds (page 500)", func(int) string { return "/projects/" + f.projectID + "/builds?cursor=" + f.cursor500 }},
+		{"GET /projects/:id/builds?status=failed (page 1)", func(int) string { return "/projects/" + f.projectID + "/builds?status=failed" }},
+	}
+	for _, s := range scenarios {
+		if !strings.Contains(s.name, onlyScenario) {
+			continue
+		}
+		b, err := load(ctx, bare.URL, f.key, s.path, clients, d)
+		if err != nil {
+			return fmt.Errorf("%s on bare Gin: %w", s.name, err)
+		}
+		a, err := load(ctx, api.URL, f.key, s.path, clients, d)
+		if err != nil {
+			return fmt.Errorf("%s on DeskForge: %w", s.name, err)
+		}
+		fmt.Printf("| %s | %.0f | %.0f | %.0f %% | %s | %s |\n", s.name, b.rps, a.rps, 100*a.rps/b.rps, a.p50, a.p99)
+	}
+	fmt.Println()
+	return nil
+}
+
+// databaseURL returns a fresh database: a temporary SQLite file, or a new
+// schema on the PostgreSQL server.
+func databaseURL(ctx context.Context, dialect, pgURL string) (string, func(), error) {
+	if dialect == models.DialectSQLite {
+		dir, err := os.MkdirTemp("", "deskforge-bench-")
+		if err != nil {
+			return "", nil, err
+		}
+		return "sqlite://" + filepath.Join(dir, "bench.db"), func() { os.RemoveAll(dir) }, nil
+	}
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	schema := fmt.Sprintf("bench_%x", rand.Uint32())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return "", nil, fmt.Errorf("create schema: %w", err)
+	}
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		return "", nil, err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), func() {
+		c, err := pgx.Connect(context.Background(), pgURL)
+		if err == nil {
+			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+	}, nil
+}
+
+func newFixture(ctx context.Context, dialect, dbURL string, n int) (*fixture, error) {
+	db, err := models.Open(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	if err := db.Migrate(ctx, quiet); err != nil {
+		return nil, err
+	}
+	store := models.NewStore(db)
+	p := models.Project{Name: "Bench App", URL: "https://example.com", Version: "1.0.0", Platforms: "mac,windows,linux"}
+	if err := store.CreateProject(ctx, &p); err != nil {
+		return nil, err
+	}
+	_, key, err := store.CreateAPIKey(ctx, models.NewAPIKeyParams{Name: "bench", Role: models.RoleProject, ProjectID: p.ID})
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := insertBuilds(ctx, db, p.ID, n); err != nil {
+		return nil, err
+	}
+	if err := db.Gorm.WithContext(ctx).Exec("ANALYZE").Error; err != nil {
+		return nil, fmt.Errorf("analyze: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "%s: inserted %d builds in %s\n", dialect, n, time.Since(start).Round(time.Millisecond))
+
+	var all []string
+	if err := db.Gorm.WithContext(ctx).Model(&models.Build{}).Where("project_id = ?", p.ID).Order("id DESC").Pluck("id", &all).Error; err != nil {
+		return nil, err
+	}
+	const pageSize, page = 50, 500
+	if len(all) < pageSize*page {
+		return nil, fmt.Errorf("need at least %d builds for page %d", pageSize*page, page)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = all[rng.IntN(len(all))]
+	}
+	return &fixture{db: db, store: store, projectID: p.ID, key: key, ids: ids, cursor500: all[pageSize*(page-1)-1]}, nil
+}
+
+// insertBuilds writes n builds in one INSERT … SELECT over a generated
+// series: a fifth of each status; succeeded builds have times and an
+// artifact so every field of the answer is filled.
+func insertBuilds(ctx context.Context, db *models.DB, projectID string, n int) error {
+	id := "printf('build_%026d', i)"
+	if db.Dialect == models.DialectPostgres {
+		id = "'build_' || lpad(i::text, 26, '0')"
+	}
+	created := time.Date(2024, 1, 20, 10, 0, 0, 0, time.UTC)
+	return db.Gorm.WithContext(ctx).Exec(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+		INSERT INTO builds (id, project_id, version, platform, arch, status, created_at, updated_at, started_at, completed_at,
+			artifact_name, artifact_size, log_seq)
+		SELECT `+id+`, ?, '1.0.' || (i % 4),
+			CASE i % 3 WHEN 0 THEN 'mac' WHEN 1 THEN 'windows' ELSE 'linux' END,
+			CASE i % 2 WHEN 0 THEN 'x64' ELSE 'arm64' END,
+			CASE i % 5 WHEN 0 THEN 'queued' WHEN 1 THEN 'building' WHEN 2 THEN 'success' WHEN 3 THEN 'failed' ELSE 'cancelled' END,
+			?, ?, ?, ?, 'bench-app-1.0.0-mac-arm64.dmg', 45678912, 0
+		FROM n`, n-1, projectID, created, created, created.Add(time.Minute), created.Add(15*time.Minute)).Error
+}
+
+// measureCount times the COUNT behind a page's total, alone.
+func measureCount(ctx context.Context, f *fixture) (time.Duration, error) {
+	const rounds = 200
+	start := time.Now()
+	for range rounds {
+		if _, err := f.store.CountBuilds(ctx, models.BuildFilter{ProjectID: f.projectID}); err != nil {
+			return 0, err
+		}
+	}
+	return (time.Since(start) / rounds).Round(time.Microsecond), nil
+}
+
+// running is an HTTP server on a loopback port.
+type running struct {
+	URL string
+	srv *http.Server
+}
+
+func (r *running) Close() { r.srv.Close() }
+
+func serveOnLoopback(h http.Handler) (*running, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return &running{URL: "http://" + ln.Addr().String(), srv: srv}, nil
+}
+
+// startDeskForge serves the real API (access log discarded, as the bare
+// handler has none).
+func startDeskForge(f *fixture) (*running, error) {
+	engine := workflows.NewEngine(f.store, nil, nil, nil, workflows.Options{PublicURL: "http://localhost:8080"})
+	client, err := river.NewClient[*sql.Tx](f.db.RiverDriver(), &river.Config{})
+	if err != nil {
+		return nil, err
+	}
+	engine.SetInserter(client)
+	api := server.New(server.Options{Store: f.store, Engine: engine, PublicURL: "http://localhost:8080", Log: slog.New(slog.DiscardHandler)})
+	return serveOnLoopback(api.Handler())
+}
+
+// buildJSON mirrors the API's build shape, so the bare handler encodes the
+// same structure as DeskForge does.
+type buildJSON struct {
+	ID           string  `json:"id"`
+	ProjectID    string  `json:"projectId"`
+	Version      string  `json:"version"`
+	Platform     string  `json:"platform"`
+	Arch         string  `json:"arch"`
+	Status       string  `json:"status"`
+	CreatedAt    string  `json:"createdAt"`
+	StartedAt    *string `json:"startedAt"`
+	CompletedAt  *string `json:"completedAt"`
+	Duration     *int64  `json:"duration"`
+	ArtifactURL  *string `json:"artifactUrl"`
+	ArtifactSize *int64  `json:"artifactSize"`
+	BuildLog     string  `json:"buildLog"`
+}
+
+type listJSON struct {
+	Builds     []buildJSON `json:"builds"`
+	Total      int64       `json:"total"`
+	NextCursor *string     `json:"nextCursor"`
+}
+
+// startBareGin serves, from memory, the answers DeskForge gave for the same
+// requests, decoded into the same shapes and encoded again per request.
+func startBareGin(ctx context.Context, apiURL string, f *fixture) (*running, error) {
+	builds := map[string]buildJSON{}
+	for _, id := range f.ids {
+		var b buildJSON
+		if err := fetchJSON(ctx, apiURL+"/builds/"+id, f.key, &b); err != nil {
+			return nil, err
+		}
+		builds[id] = b
+	}
+	pages := map[string]listJSON{}
+	for _, q := range []string{"", "cursor=" + f.cursor500, "status=failed"} {
+		var l listJSON
+		if err := fetchJSON(ctx, apiURL+"/projects/"+f.projectID+"/builds?"+q, f.key, &l); err != nil {
+			return nil, err
+		}
+		if len(l.Builds) != 50 {
+			return nil, fmt.Errorf("page %q has %d builds, want 50", q, len(l.Builds))
+		}
+		pages[q] = l
+	}
+	r := gin.New()
+	r.GET("/builds/:id", func(c *gin.Context) { c.JSON(http.StatusOK, builds[c.Param("id")]) })
+	r.GET("/projects/:id/builds", func(c *gin.Context) { c.JSON(http.StatusOK, pages[c.Request.URL.RawQuery]) })
+	return serveOnLoopback(r)
+}
+
+func fetchJSON(ctx context.Context, u, key string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("GET %s: %d %s", u, resp.StatusCode, body)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+type result struct {
+	rps      float64
+	p50, p99 time.Duration
+}
+
+// load runs clients goroutines sending GETs for 1 s of warm-up, then d of
+// measurement, over kept-alive connections.
+func load(ctx context.Context, base, key string, path func(int) string, clients int, d time.Duration) (result, error) {
+	transport := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport}
+	var (
+		measuring atomic.Bool
+		stop      atomic.Bool
+		count     atomic.Int64
+		mu        sync.Mutex
+		latencies []time.Duration
+		firstErr  error
+		wg        sync.WaitGroup
+	)
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for i := w; !stop.Load(); i += clients {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path(i), nil)
+				req.Header.Set("Authorization", "Bearer "+key)
+				start := time.Now()
+				resp, err := client.Do(req)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+				if measuring.Load() {
+					count.Add(1)
+					mine = append(mine, time.Since(start))
+				}
+			}
+			mu.Lock()
+			latencies = append(latencies, mine...)
+			mu.Unlock()
+		}()
+	}
+	time.Sleep(time.Second)
+	measuring.Store(true)
+	start := time.Now()
+	time.Sleep(d)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	stop.Store(true)
+	wg.Wait()
+	if firstErr != nil {
+		return result{}, firstErr
+	}
+	if len(latencies) == 0 {
+		return result{}, errors.New("no request completed")
+	}
+	slices.Sort(latencies)
+	pct := func(p float64) time.Duration {
+		return latencies[int(p*float64(len(latencies)-1))].Round(10 * time.Microsecond)
+	}
+	return result{rps: float64(count.Load()) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99)}, nil
+}

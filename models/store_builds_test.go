@@ -1,0 +1,194 @@
+package models_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
+
+	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/models/dbtest"
+)
+
+// requireCountsMatch compares CountBuilds with a COUNT(*) over builds for
+// every filter combination.
+func requireCountsMatch(t *testing.T, db *models.DB, store *models.Store, projects []string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, p := range projects {
+		for _, status := range []string{"", models.StatusQueued, models.StatusBuilding, models.StatusSuccess, models.StatusFailed} {
+			for _, platform := range []string{"", "mac", "linux"} {
+				for _, arch := range []string{"", "x64", "arm64"} {
+					for _, version := range []string{"", "1.0.0", "2.0.0"} {
+						f := models.BuildFilter{ProjectID: p, Status: status, Platform: platform, Arch: arch, Version: version}
+						q := db.Gorm.Model(&models.Build{}).Where("project_id = ?", p)
+						for col, v := range map[string]string{"status": status, "platform": platform, "arch": arch, "version": version} {
+							if v != "" {
+								q = q.Where(col+" = ?", v)
+							}
+						}
+						var want int64
+						require.NoError(t, q.Count(&want).Error)
+						got, err := store.CountBuilds(ctx, f)
+						require.NoError(t, err)
+						require.Equal(t, want, got, "%+v", f)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestCountBuildsFollowsEveryChange(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := dbtest.Open(t, dialect)
+			store := models.NewStore(db)
+			rng := rand.New(rand.NewPCG(7, 11))
+			projects := []string{"proj_a", "proj_b"}
+			pick := func(values ...string) string { return values[rng.IntN(len(values))] }
+			newBuild := func() models.Build {
+				return models.Build{ID: models.NewID("build"), ProjectID: pick(projects...), Version: pick("1.0.0", "2.0.0"),
+					Platform: pick("mac", "linux"), Arch: pick("x64", "arm64"), Status: models.StatusQueued}
+			}
+
+			var builds []models.Build
+			for range 60 {
+				builds = append(builds, newBuild())
+			}
+			require.NoError(t, db.Gorm.CreateInBatches(builds, 25).Error)
+			one := newBuild()
+			require.NoError(t, db.Gorm.Create(&one).Error)
+			builds = append(builds, one)
+			requireCountsMatch(t, db, store, projects)
+
+			for i := range builds {
+				switch rng.IntN(6) {
+				case 0: // a status change through Update
+					require.NoError(t, db.Gorm.Model(&models.Build{}).Where("id = ?", builds[i].ID).
+						Update("status", pick(models.StatusBuilding, models.StatusSuccess, models.StatusFailed)).Error)
+				case 1: // Save rewrites every column
+					var b models.Build
+					require.NoError(t, db.Gorm.Where("id = ?", builds[i].ID).Take(&b).Error)
+					b.Status = models.StatusBuilding
+					b.RunnerName = "runner"
+					require.NoError(t, db.Gorm.Save(&b).Error)
+				case 2: // columns that do not count
+					require.NoError(t, db.Gorm.Model(&models.Build{}).Where("id = ?", builds[i].ID).
+						Updates(map[string]any{"runner_name": "x", "log_seq": 3}).Error)
+				case 3:
+					require.NoError(t, db.Gorm.Model(&models.Build{}).Where("id = ?", builds[i].ID).
+						Updates(map[string]any{"version": "2.0.0", "platform": "mac"}).Error)
+				case 4:
+					require.NoError(t, db.Gorm.Where("id = ?", builds[i].ID).Delete(&models.Build{}).Error)
+				case 5: // a rolled back change leaves the counts alone
+					err := store.Tx(ctx, func(tx *gorm.DB) error {
+						require.NoError(t, tx.Model(&models.Build{}).Where("id = ?", builds[i].ID).Update("status", models.StatusFailed).Error)
+						return fmt.Errorf("roll back")
+					})
+					require.Error(t, err)
+				}
+			}
+			requireCountsMatch(t, db, store, projects)
+
+			// A database whose counts table is lost is counted again on the
+			// next migration.
+			require.NoError(t, db.Gorm.Exec("DROP TABLE build_counts").Error)
+			require.NoError(t, db.Migrate(ctx, discardLog()))
+			requireCountsMatch(t, db, store, projects)
+			require.NoError(t, db.Migrate(ctx, discardLog()), "migrating again changes nothing")
+			requireCountsMatch(t, db, store, projects)
+		})
+	}
+}
+
+func TestReadLogChunks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.Open(t, models.DialectSQLite)
+	store := models.NewStore(db)
+	b := models.Build{ID: models.NewID("build"), ProjectID: "proj_x", Version: "1.0.0", Platform: "mac", Arch: "x64", Status: models.StatusQueued}
+	require.NoError(t, db.Gorm.Create(&b).Error)
+	levels := []string{models.LevelDebug, models.LevelInfo, models.LevelWarning, models.LevelError, models.LevelSuccess}
+	var lines []models.LogLine
+	for i := range 25 {
+		lines = append(lines, models.LogLine{Timestamp: time.Unix(int64(i), 0), Level: levels[i%5], Message: fmt.Sprint(i)})
+	}
+	require.NoError(t, store.Tx(ctx, func(tx *gorm.DB) error { return models.AppendLogTx(ctx, tx, b.ID, lines...) }))
+
+	entries, err := store.ReadLog(ctx, models.LogQuery{BuildID: b.ID, After: 10, Limit: 5})
+	require.NoError(t, err)
+	require.Len(t, entries, 5)
+	require.Equal(t, int64(11), entries[0].Seq)
+	require.Equal(t, "10", entries[0].Message)
+
+	entries, err = store.ReadLog(ctx, models.LogQuery{BuildID: b.ID, Levels: []string{models.LevelError}, Limit: 100})
+	require.NoError(t, err)
+	require.Len(t, entries, 5)
+	for _, e := range entries {
+		require.Equal(t, models.LevelError, e.Level)
+	}
+	_, err = store.ReadLog(ctx, models.LogQuery{BuildID: b.ID})
+	require.ErrorIs(t, err, models.ErrInvalid)
+}
+
+func TestPurgeIdempotencyKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.Open(t, models.DialectSQLite)
+	store := models.NewStore(db)
+	now := time.Now().UTC()
+	for i, age := range []time.Duration{time.Hour, 25 * time.Hour, 48 * time.Hour} {
+		require.NoError(t, store.Tx(ctx, func(tx *gorm.DB) error {
+			return models.ClaimIdempotencyKeyTx(ctx, tx, models.IdempotencyKey{
+				ProjectID: "proj_x", Key: fmt.Sprint(i), RequestHash: "h", BuildID: "b", CreatedAt: now.Add(-age),
+			}, now.Add(-models.IdempotencyWindow))
+		}))
+	}
+	n, err := store.PurgeIdempotencyKeys(ctx, now.Add(-models.IdempotencyWindow))
+	require.NoError(t, err)
+	require.Equal(t, int64(2), n)
+	_, err = store.FindIdempotencyKey(ctx, "proj_x", "0", now.Add(-models.IdempotencyWindow))
+	require.NoError(t, err)
+}
+
+func TestAuthenticateAPIKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.Open(t, models.DialectSQLite)
+	store := models.NewStore(db)
+	k, plaintext, err := store.CreateAPIKey(ctx, models.NewAPIKeyParams{Name: "ops", Role: models.RoleAdmin})
+	require.NoError(t, err)
+	require.Nil(t, k.LastUsedAt)
+
+	got, err := store.AuthenticateAPIKey(ctx, plaintext)
+	require.NoError(t, err)
+	require.Equal(t, k.ID, got.ID)
+	require.NotNil(t, got.LastUsedAt)
+	first := *got.LastUsedAt
+	got, err = store.AuthenticateAPIKey(ctx, plaintext)
+	require.NoError(t, err)
+	require.Equal(t, first.Unix(), got.LastUsedAt.Unix(), "use is recorded at most once a minute")
+
+	for _, bad := range []string{"", "df_", "nope", plaintext + "x", "DF_" + plaintext[3:]} {
+		_, err := store.AuthenticateAPIKey(ctx, bad)
+		require.ErrorIs(t, err, models.ErrNotFound, bad)
+	}
+	_, err = store.RevokeAPIKey(ctx, k.ID)
+	require.NoError(t, err)
+	_, err = store.AuthenticateAPIKey(ctx, plaintext)
+	require.ErrorIs(t, err, models.ErrNotFound)
+	again, err := store.RevokeAPIKey(ctx, k.ID)
+	require.NoError(t, err, "revoking twice is harmless")
+	require.NotNil(t, again.RevokedAt)
+}
+
+func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
