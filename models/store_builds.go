@@ -31,7 +31,7 @@ func (s *Store) GetBuild(ctx context.Context, id string) (Build, error) {
 }
 
 // apiColumns are the columns of a build that the API shows.
-const apiColumns = "id, project_id, version, platform, arch, status, retry_of, created_at, started_at, completed_at, artifact_name, artifact_size"
+const apiColumns = "id, project_id, version, platform, arch, status, retry_of, created_at, started_at, completed_at, COALESCE(artifact_name, ''), artifact_size"
 
 // scanAPIColumns scans a row of apiColumns into b.
 func scanAPIColumns(row interface{ Scan(dest ...any) error }, b *Build) error {
@@ -89,41 +89,36 @@ type BuildFilter struct {
 	Cursor string
 }
 
-// where applies the filter's conditions. Each single filter matches an
-// index (project_id, <filter>, id), so a page is one index range scan however
-// deep it is.
-func (f BuildFilter) where(q *gorm.DB) *gorm.DB {
-	q = q.Where("project_id = ?", f.ProjectID)
-	if f.Status != "" {
-		q = q.Where("status = ?", f.Status)
-	}
-	if f.Platform != "" {
-		q = q.Where("platform = ?", f.Platform)
-	}
-	if f.Arch != "" {
-		q = q.Where("arch = ?", f.Arch)
-	}
-	if f.Version != "" {
-		q = q.Where("version = ?", f.Version)
-	}
-	return q
-}
-
 // ListBuilds returns a page of a project's builds, newest first, by keyset
 // (id < cursor, never OFFSET), and the cursor of the next page ("" when this
 // is the last page). Builds created while a client pages get higher ids, so
-// they never shift the pages that follow. Like GetBuildSummary, it reads
-// only the columns the API shows.
+// they never shift the pages that follow. Each single filter matches an index
+// (project_id, <filter>, id), so a page is one index range scan however deep
+// it is. Like GetBuildSummary, it reads only the columns the API shows.
 func (s *Store) ListBuilds(ctx context.Context, f BuildFilter) ([]Build, string, error) {
 	if f.Limit < 1 {
 		return nil, "", fmt.Errorf("list builds: limit %d: %w", f.Limit, ErrInvalid)
 	}
-	q := f.where(s.reader(ctx).Model(&Build{}).Select(apiColumns))
+	where, args := f.countWhere()
 	if f.Cursor != "" {
-		q = q.Where("id < ?", f.Cursor)
+		where += " AND id < ?"
+		args = append(args, f.Cursor)
 	}
-	var bs []Build
-	if err := q.Order("id DESC").Limit(f.Limit + 1).Find(&bs).Error; err != nil {
+	args = append(args, f.Limit+1)
+	rows, err := s.db.SQL.QueryContext(ctx, s.rebind("SELECT "+apiColumns+" FROM builds WHERE "+where+" ORDER BY id DESC LIMIT ?"), args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list builds of %s: %w", f.ProjectID, err)
+	}
+	defer rows.Close()
+	bs := make([]Build, 0, f.Limit+1)
+	for rows.Next() {
+		var b Build
+		if err := scanAPIColumns(rows, &b); err != nil {
+			return nil, "", fmt.Errorf("list builds of %s: %w", f.ProjectID, err)
+		}
+		bs = append(bs, b)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("list builds of %s: %w", f.ProjectID, err)
 	}
 	next := ""

@@ -2,6 +2,8 @@ package models
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -207,6 +209,20 @@ func (s *Store) GetProject(ctx context.Context, id string) (Project, error) {
 	var p Project
 	err := s.reader(ctx).Where("id = ?", id).Take(&p).Error
 	return p, translate(err, "get project "+id)
+}
+
+// ProjectExists reports whether a project exists (one indexed lookup, for
+// hot paths that need no more).
+func (s *Store) ProjectExists(ctx context.Context, id string) (bool, error) {
+	var one int
+	err := s.db.SQL.QueryRowContext(ctx, s.rebind("SELECT 1 FROM projects WHERE id = ?"), id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up project %s: %w", id, err)
+	}
+	return true, nil
 }
 
 // ProjectFilter selects projects for ListProjects and CountProjects.

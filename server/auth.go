@@ -142,6 +142,22 @@ func (s *Server) projectForCaller(c *gin.Context, id string) (models.Project, er
 	return s.store.GetProject(c.Request.Context(), id)
 }
 
+// requireProjectForCaller checks that project id exists and the caller may
+// see it; models.ErrNotFound otherwise.
+func (s *Server) requireProjectForCaller(c *gin.Context, id string) error {
+	if !canSeeProject(c, id) {
+		return fmt.Errorf("project %s: %w", id, models.ErrNotFound)
+	}
+	ok, err := s.store.ProjectExists(c.Request.Context(), id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("project %s: %w", id, models.ErrNotFound)
+	}
+	return nil
+}
+
 // buildForCaller reads a build the caller may see; models.ErrNotFound for an
 // unknown build or another project's.
 func (s *Server) buildForCaller(c *gin.Context, id string) (models.Build, error) {

@@ -134,8 +134,8 @@ func (s *Server) getBuild(c *gin.Context) {
 
 func (s *Server) createBuild(c *gin.Context) {
 	projectID := c.Param("id")
-	if _, err := s.projectForCaller(c, projectID); err != nil {
-		s.renderError(c, err)
+	if !canSeeProject(c, projectID) {
+		s.renderError(c, fmt.Errorf("project %s: %w", projectID, models.ErrNotFound))
 		return
 	}
 	var body createBuildRequest
@@ -186,7 +186,7 @@ func (s *Server) createBuild(c *gin.Context) {
 
 func (s *Server) listBuilds(c *gin.Context) {
 	projectID := c.Param("id")
-	if _, err := s.projectForCaller(c, projectID); err != nil {
+	if err := s.requireProjectForCaller(c, projectID); err != nil {
 		s.renderError(c, err)
 		return
 	}
