@@ -87,7 +87,7 @@ func (s *Store) AuthenticateAPIKey(ctx context.Context, plaintext string) (APIKe
 	}
 	hash := HashAPIKey(plaintext)
 	var k APIKey
-	if err := s.reader(ctx).Where("hash = ?", hash).Take(&k).Error; err != nil {
+	if err := s.reader(bounded(ctx)).Where("hash = ?", hash).Take(&k).Error; err != nil {
 		return APIKey{}, translate(err, "authenticate")
 	}
 	// The lookup is by an index on the hash; compare again in constant time

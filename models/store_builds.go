@@ -46,7 +46,7 @@ func scanAPIColumns(row interface{ Scan(dest ...any) error }, b *Build) error {
 // ErrNotFound when the build does not exist.
 func (s *Store) GetBuildSummary(ctx context.Context, id string) (Build, error) {
 	var b Build
-	row := s.db.SQL.QueryRowContext(ctx, s.rebind("SELECT "+apiColumns+" FROM builds WHERE id = ?"), id)
+	row := s.db.SQL.QueryRowContext(bounded(ctx), s.rebind("SELECT "+apiColumns+" FROM builds WHERE id = ?"), id)
 	if err := scanAPIColumns(row, &b); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Build{}, fmt.Errorf("get build %s: %w", id, ErrNotFound)
@@ -55,6 +55,12 @@ func (s *Store) GetBuildSummary(ctx context.Context, id string) (Build, error) {
 	}
 	return b, nil
 }
+
+// bounded detaches a short, index-bounded query (a point lookup, one page)
+// from its request's cancellation: both drivers start a goroutine per query
+// to watch a cancellable context, which costs more than such a query can
+// save by being interrupted.
+func bounded(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 // rebind turns ? placeholders into PostgreSQL's $n.
 func (s *Store) rebind(query string) string {
@@ -105,7 +111,7 @@ func (s *Store) ListBuilds(ctx context.Context, f BuildFilter) ([]Build, string,
 		args = append(args, f.Cursor)
 	}
 	args = append(args, f.Limit+1)
-	rows, err := s.db.SQL.QueryContext(ctx, s.rebind("SELECT "+apiColumns+" FROM builds WHERE "+where+" ORDER BY id DESC LIMIT ?"), args...)
+	rows, err := s.db.SQL.QueryContext(bounded(ctx), s.rebind("SELECT "+apiColumns+" FROM builds WHERE "+where+" ORDER BY id DESC LIMIT ?"), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list builds of %s: %w", f.ProjectID, err)
 	}
@@ -136,7 +142,7 @@ func (s *Store) ListBuilds(ctx context.Context, f BuildFilter) ([]Build, string,
 func (s *Store) CountBuilds(ctx context.Context, f BuildFilter) (int64, error) {
 	where, args := f.countWhere()
 	var n int64
-	err := s.db.SQL.QueryRowContext(ctx, s.rebind("SELECT COALESCE(SUM(n), 0) FROM build_counts WHERE "+where), args...).Scan(&n)
+	err := s.db.SQL.QueryRowContext(bounded(ctx), s.rebind("SELECT COALESCE(SUM(n), 0) FROM build_counts WHERE "+where), args...).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count builds of %s: %w", f.ProjectID, err)
 	}

@@ -215,7 +215,7 @@ func (s *Store) GetProject(ctx context.Context, id string) (Project, error) {
 // hot paths that need no more).
 func (s *Store) ProjectExists(ctx context.Context, id string) (bool, error) {
 	var one int
-	err := s.db.SQL.QueryRowContext(ctx, s.rebind("SELECT 1 FROM projects WHERE id = ?"), id).Scan(&one)
+	err := s.db.SQL.QueryRowContext(bounded(ctx), s.rebind("SELECT 1 FROM projects WHERE id = ?"), id).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

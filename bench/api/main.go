@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -46,7 +47,7 @@ func main() {
 		pgURL    = flag.String("postgres", os.Getenv("DESKFORGE_TEST_DATABASE_URL"), "PostgreSQL URL (empty: SQLite only); default $DESKFORGE_TEST_DATABASE_URL")
 		builds   = flag.Int("builds", 100000, "builds in the project")
 		clients  = flag.Int("clients", 8, "concurrent clients")
-		duration = flag.Duration("duration", 5*time.Second, "measuring time per scenario (after a 1 s warm-up)")
+		duration = flag.Duration("duration", 10*time.Second, "measuring time per scenario and server, split in 5 alternating rounds (each after a 1 s warm-up)")
 		skipLite = flag.Bool("no-sqlite", false, "skip SQLite")
 		only     = flag.String("only", "", "run only the scenarios whose name contains this")
 		profile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -63,7 +64,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	ctx := context.Background()
-	fmt.Printf("# %d builds, %d concurrent clients, %s per scenario, GOMAXPROCS=%d, %s\n\n",
+	fmt.Printf("# %d builds, %d concurrent clients, %s per scenario and server (median of 5 alternating rounds), GOMAXPROCS=%d, %s\n\n",
 		*builds, *clients, *duration, runtime.GOMAXPROCS(0), runtime.Version())
 	var dialects []string
 	if !*skipLite {
@@ -149,14 +150,22 @@ func benchDialect(ctx context.Context, dialect, pgURL string, builds, clients in
 		if !strings.Contains(s.name, onlyScenario) {
 			continue
 		}
-		b, err := load(ctx, bare.URL, f.key, s.path, clients, d)
-		if err != nil {
-			return fmt.Errorf("%s on bare Gin: %w", s.name, err)
+		// Rounds alternate bare Gin and DeskForge so that both see the same
+		// machine load (the benchmark machine is shared); the medians are
+		// reported.
+		var bares, apis []result
+		for range rounds {
+			b, err := load(ctx, bare.URL, f.key, s.path, clients, d/rounds)
+			if err != nil {
+				return fmt.Errorf("%s on bare Gin: %w", s.name, err)
+			}
+			a, err := load(ctx, api.URL, f.key, s.path, clients, d/rounds)
+			if err != nil {
+				return fmt.Errorf("%s on DeskForge: %w", s.name, err)
+			}
+			bares, apis = append(bares, b), append(apis, a)
 		}
-		a, err := load(ctx, api.URL, f.key, s.path, clients, d)
-		if err != nil {
-			return fmt.Errorf("%s on DeskForge: %w", s.name, err)
-		}
+		b, a := median(bares), median(apis)
 		fmt.Printf("| %s | %.0f | %.0f | %.0f %% | %s | %s |\n", s.name, b.rps, a.rps, 100*a.rps/b.rps, a.p50, a.p99)
 	}
 	fmt.Println()
@@ -383,6 +392,16 @@ func fetchJSON(ctx context.Context, u, key string, v any) error {
 type result struct {
 	rps      float64
 	p50, p99 time.Duration
+}
+
+// rounds is how many alternating bare/DeskForge rounds make a scenario.
+const rounds = 5
+
+// median returns the round with the median requests/s.
+func median(rs []result) result {
+	sorted := slices.Clone(rs)
+	slices.SortFunc(sorted, func(a, b result) int { return cmp.Compare(a.rps, b.rps) })
+	return sorted[len(sorted)/2]
 }
 
 // load runs clients goroutines sending GETs for 1 s of warm-up, then d of
