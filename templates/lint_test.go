@@ -2,6 +2,7 @@ package templates_test
 
 import (
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,12 +13,19 @@ import (
 	"github.com/deskforge/deskforge/templates"
 )
 
+// requireTools reports whether missing external tools must fail the tests
+// instead of skipping them; .ci/run sets DESKFORGE_REQUIRE_TOOLS=1.
+func requireTools() bool { return os.Getenv("DESKFORGE_REQUIRE_TOOLS") != "" }
+
 // externalLinter returns the path of an optional linter actionlint can run on
 // the scripts of a workflow, or "" (and logs it) when it is not installed.
 func externalLinter(t *testing.T, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
+		if requireTools() && name == "shellcheck" {
+			t.Fatalf("%s is not installed but DESKFORGE_REQUIRE_TOOLS is set (CI installs it with apt-get)", name)
+		}
 		t.Logf("%s not installed: its checks are skipped (CI installs it)", name)
 		return ""
 	}

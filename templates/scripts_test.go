@@ -56,6 +56,9 @@ func needTools(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
+			if requireTools() {
+				t.Fatalf("%s is not installed but DESKFORGE_REQUIRE_TOOLS is set", tool)
+			}
 			t.Skipf("%s not installed", tool)
 		}
 	}
