@@ -100,6 +100,9 @@ func (s *Server) Handler() http.Handler { return s.router }
 // requires one name per path segment): /projects/:id, /builds/:id/….
 func (s *Server) routes() *gin.Engine {
 	r := gin.New()
+	// No proxy is trusted: the client IP in the access log is the peer's,
+	// not a spoofable X-Forwarded-For.
+	_ = r.SetTrustedProxies(nil)
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	r.Use(s.requestID, s.accessLog, s.recoverPanic)
