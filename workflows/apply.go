@@ -264,6 +264,12 @@ func (e *Engine) logStepsTx(ctx context.Context, tx *gorm.DB, b *models.Build, j
 // conclusion and enqueues its finalization, once.
 func (e *Engine) completeTx(ctx context.Context, tx *gorm.DB, b *models.Build, conclusion, failedStep string, at time.Time, fields map[string]any) error {
 	if b.RunConclusion != "" {
+		// Already known (say, from the run's event); a job event may still
+		// name the step that failed.
+		if failedStep != "" && b.RunConclusion == "failure" && b.FailureReason != failureReason("failure", failedStep) {
+			b.FailureReason = failureReason("failure", failedStep)
+			fields["failure_reason"] = b.FailureReason
+		}
 		return nil
 	}
 	if conclusion == "" {

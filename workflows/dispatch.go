@@ -161,7 +161,14 @@ func (e *Engine) markDispatchAttempt(ctx context.Context, buildID string) (bool,
 // GitHub hold several (which the engine never causes), the oldest is the
 // build's and the others are cancelled.
 func (e *Engine) findRun(ctx context.Context, b models.Build, target dispatchTarget) (Run, bool, error) {
-	runs, err := e.forge.ListDispatchRuns(ctx, target.repo, target.workflow, b.CreatedAt.Add(-time.Minute))
+	notBefore := b.CreatedAt
+	switch {
+	case b.DispatchAcceptedAt != nil:
+		notBefore = *b.DispatchAcceptedAt
+	case b.DispatchedAt != nil:
+		notBefore = *b.DispatchedAt
+	}
+	runs, err := e.listDispatchRuns(ctx, target.repo, target.workflow, b.CreatedAt.Add(-time.Minute), notBefore)
 	if err != nil {
 		return Run{}, false, err
 	}

@@ -103,6 +103,8 @@ type Engine struct {
 	// visibility caches RepositoryPrivate answers per repository.
 	visibilityMu sync.Mutex
 	visibility   map[string]visibilityEntry
+	// listings shares run listings between builds looking for their runs.
+	listings runListings
 }
 
 // NewEngine returns an engine on store and forge. forge may be nil for

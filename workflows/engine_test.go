@@ -558,3 +558,60 @@ func TestRetryDelayAndBackoff(t *testing.T) {
 	require.Equal(t, 2*time.Second, e.backoff(0))
 	require.Equal(t, 30*time.Second, e.backoff(time.Hour))
 }
+
+func TestArtifactURLByVisibilityAndDraft(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name           string
+		private, draft bool
+		wantSigned     bool
+	}{
+		{"public, published: browser_download_url", false, false, false},
+		{"public, draft: signed URL", false, true, true},
+		{"private: signed URL", true, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, models.DialectSQLite)
+			tb.forge.private = tt.private
+			b, runID := tb.dispatched(t)
+			_, job := tb.forge.setRun(runID, func(r *Run, j *Job) {
+				j.Status, j.Conclusion, j.RunnerName, j.StartedAt, j.CompletedAt = "completed", "success", "r", tb.clock.Now(), tb.clock.Now()
+				tb.forge.logs[j.ID] = sampleLog
+				tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 5, Name: "app-1.2.3-mac-arm64.dmg", Size: 1,
+					BrowserDownloadURL: "https://github.com/acme/app/releases/download/v1.2.3/app-1.2.3-mac-arm64.dmg", Draft: tt.draft}
+			})
+			require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Job: &job}}, tb.clock.Now()))
+			require.NoError(t, tb.runFinalize(t))
+			got := tb.build(t, b.ID)
+			require.Equal(t, models.StatusSuccess, got.Status)
+			u, err := tb.engine.ArtifactURL(tb.ctx, got)
+			require.NoError(t, err)
+			require.Equal(t, tt.wantSigned, strings.HasPrefix(u, "https://signed.example/5"), u)
+		})
+	}
+}
+
+func TestRunListingsAreShared(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, models.DialectSQLite)
+	tb.engine.opts.PollDelay = time.Minute
+	since := time.Now().Add(-time.Minute)
+	for i := 0; i < 5; i++ {
+		_, err := tb.engine.listDispatchRuns(tb.ctx, "acme/app", "deskforge.yml", since.Add(time.Duration(i)*time.Second), since)
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, tb.forge.count("ListDispatchRuns"), "one listing serves builds created in the same minute")
+	// A build accepted after that listing started needs a new one.
+	_, err := tb.engine.listDispatchRuns(tb.ctx, "acme/app", "deskforge.yml", since, time.Now().Add(time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 2, tb.forge.count("ListDispatchRuns"))
+	// Errors are not kept.
+	tb.forge.fail("ListDispatchRuns", &TransientError{Status: 502, Err: errors.New("bad gateway")})
+	_, err = tb.engine.listDispatchRuns(tb.ctx, "acme/app", "other.yml", since, since)
+	require.Error(t, err)
+	_, err = tb.engine.listDispatchRuns(tb.ctx, "acme/app", "other.yml", since, since)
+	require.NoError(t, err)
+	require.Equal(t, 4, tb.forge.count("ListDispatchRuns"))
+}

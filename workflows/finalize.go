@@ -49,15 +49,20 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 	}
 
 	jobID := b.JobID
-	if jobID == nil && b.RunID != nil {
-		// The run completed before any job event named its job.
+	needStep := b.RunConclusion == "failure" && !strings.HasPrefix(b.FailureReason, "step ")
+	if (jobID == nil || needStep) && b.RunID != nil {
+		// The run's event came before (or instead of) its job's: ask GitHub
+		// for the job, and which step failed.
 		jobs, err := e.forge.ListJobs(ctx, repo, *b.RunID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return e.forgeJobError(fmt.Errorf("finalize build %s: list jobs: %w", b.ID, err))
 		}
-		if len(jobs) > 0 {
-			id := jobs[0].ID
+		if job := pickJob(jobs, b.JobID); job != nil {
+			id := job.ID
 			jobID = &id
+			if step := failureFromSteps(job); step != "" && b.RunConclusion == "failure" {
+				b.FailureReason = failureReason("failure", step)
+			}
 		}
 	}
 
@@ -111,7 +116,11 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 			fields["artifact_size"] = size
 			fields["artifact_sha256"] = asset.SHA256
 			fields["artifact_content_type"] = asset.ContentType
-			fields["artifact_download_url"] = asset.BrowserDownloadURL
+			// A draft release's browser_download_url needs credentials:
+			// keep none, so downloads use the signed URL.
+			if !asset.Draft {
+				fields["artifact_download_url"] = asset.BrowserDownloadURL
+			}
 			fields["repo_private"] = private
 		}
 	case "cancelled":
@@ -149,6 +158,10 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		case models.StatusCancelled:
 			t.Reason, t.Level, t.Message = "run cancelled on GitHub", models.LevelWarning, "Build cancelled"
 		default:
+			if b.RunConclusion == "failure" && strings.HasPrefix(locked.FailureReason, "step ") && !strings.HasPrefix(reason, "step ") {
+				// A job event named the failed step meanwhile.
+				reason = locked.FailureReason
+			}
 			if lastError != "" && b.RunConclusion == "failure" {
 				reason += ": " + truncate(lastError, 300)
 			}

@@ -109,6 +109,10 @@ type Asset struct {
 	ContentType        string
 	SHA256             string // hex, from the asset's "sha256:<hex>" digest; "" if GitHub gave none
 	BrowserDownloadURL string
+	// Draft is true when the asset's release is a draft: its
+	// browser_download_url then needs credentials even in a public
+	// repository, so downloads go through AssetDownloadURL.
+	Draft bool
 }
 
 // ErrNotFound is returned by a Forge when GitHub answers 404.

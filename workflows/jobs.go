@@ -48,11 +48,12 @@ func (ReconcileArgs) Kind() string { return "reconcile_builds" }
 // InsertOpts implements river.JobArgsWithInsertOpts: at most one pending
 // reconcile pass.
 func (ReconcileArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 1, UniqueOpts: uniqueWhileActive()}
+	return river.InsertOpts{MaxAttempts: 1, Priority: 2, UniqueOpts: uniqueWhileActive()}
 }
 
 // PollBuildArgs reads one build's run and job on GitHub and applies what
-// changed, and enforces the engine's timeouts.
+// changed, and enforces the engine's timeouts. Polls yield to the jobs that
+// move builds (priority 3; dispatch, events, finalize and cancel have 1).
 type PollBuildArgs struct {
 	BuildID string `json:"build_id" river:"unique"`
 }
@@ -62,7 +63,7 @@ func (PollBuildArgs) Kind() string { return "poll_build" }
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (PollBuildArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: uniqueWhileActive()}
+	return river.InsertOpts{MaxAttempts: 3, Priority: 3, UniqueOpts: uniqueWhileActive()}
 }
 
 // FinalizeBuildArgs completes a build whose job finished on GitHub: fetch

@@ -134,8 +134,10 @@ func (e *Engine) pollUndispatched(ctx context.Context, b models.Build, now time.
 			}
 			return e.failBuild(ctx, b.ID, reasonNoRun, nil)
 		}
+		// The dispatch job looks for the run meanwhile; the poll joins in
+		// only late (should that job have given up).
 		target, err := e.dispatchTarget(b)
-		if err == nil {
+		if err == nil && now.Sub(*b.DispatchAcceptedAt) > e.opts.NoRunTimeout/2 {
 			run, found, err := e.findRun(ctx, b, target)
 			if err != nil {
 				return e.forgeJobError(fmt.Errorf("poll build %s: %w", b.ID, err))

@@ -62,6 +62,7 @@ func (c *Client) FindReleaseAsset(ctx context.Context, repo, tag, name string) (
 			}
 			tagged++
 			if a, ok := findAsset(r.Assets, name); ok {
+				a.Draft = r.Draft
 				return a, nil
 			}
 			// The inline list may be truncated or missing: ask the release.
@@ -70,6 +71,7 @@ func (c *Client) FindReleaseAsset(ctx context.Context, repo, tag, name string) (
 				return workflows.Asset{}, err
 			}
 			if ok {
+				a.Draft = r.Draft
 				return a, nil
 			}
 		}
