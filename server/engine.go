@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/workflows"
@@ -13,4 +14,21 @@ type BuildEngine interface {
 	// CreateBuild validates a build request and queues the build with its
 	// dispatch job (see workflows.Engine.CreateBuild for the errors).
 	CreateBuild(ctx context.Context, req workflows.CreateBuildRequest) (models.Build, error)
+
+	// CancelBuild requests a build's cancellation (see
+	// workflows.Engine.CancelBuild): models.ErrConflict when terminal.
+	CancelBuild(ctx context.Context, buildID string) (models.Build, error)
+	// RetryBuild queues a new build like a finished one, with RetryOf set.
+	RetryBuild(ctx context.Context, buildID string) (models.Build, error)
+	// RecordWebhook stores a verified delivery and enqueues its event;
+	// false when the delivery id was seen before.
+	RecordWebhook(ctx context.Context, d workflows.Delivery, ev *workflows.WebhookEvent) (bool, error)
+	// ArtifactURL is where a successful build's installer is downloaded
+	// from (redirect mode); workflows.ErrNotReady before success.
+	ArtifactURL(ctx context.Context, b models.Build) (string, error)
+	// OpenArtifact fetches the installer for the proxy mode, forwarding the
+	// Range of header.
+	OpenArtifact(ctx context.Context, b models.Build, header http.Header) (*http.Response, error)
+	// Options are the engine's effective options (DownloadMode).
+	Options() workflows.Options
 }
