@@ -522,8 +522,23 @@ func (s *Sim) Branches(fullName string) map[string]string {
 
 // Run advances runs and sends due webhooks every Timing.TickInterval of real
 // time until ctx is done; it returns ctx.Err(). Use it with a real clock
-// (serve --demo) or a fake clock that something else advances.
+// (serve --demo) or a fake clock that something else advances. As on
+// GitHub, runs advance independently of webhook deliveries: a slow receiver
+// delays deliveries (sent in order by one goroutine), never the runs.
 func (s *Sim) Run(ctx context.Context) error {
+	go func() {
+		t := time.NewTicker(s.timing.TickInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-s.wake:
+			}
+			s.flushDeliveries()
+		}
+	}()
 	t := time.NewTicker(s.timing.TickInterval)
 	defer t.Stop()
 	for {
@@ -531,9 +546,10 @@ func (s *Sim) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
-		case <-s.wake:
 		}
-		s.Tick()
+		s.mu.Lock()
+		s.advanceRuns(s.clock.Now())
+		s.mu.Unlock()
 	}
 }
 

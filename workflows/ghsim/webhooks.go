@@ -270,15 +270,20 @@ func (s *Sim) nextDue(now time.Time) *outgoing {
 	return o
 }
 
-// flushDeliveries sends every due delivery, one at a time and in order,
-// without holding s.mu while the receiver answers.
+// flushDeliveries sends every delivery due when it starts, one at a time
+// and in order, without holding s.mu while the receiver answers. Deliveries
+// that fall due during the flush wait for the next one, so that a stream of
+// new events cannot starve the advancement of runs.
 func (s *Sim) flushDeliveries() {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
+	s.mu.Lock()
+	cutoff := s.clock.Now()
+	s.mu.Unlock()
 	for {
 		s.mu.Lock()
 		now := s.clock.Now()
-		o := s.nextDue(now)
+		o := s.nextDue(cutoff)
 		s.mu.Unlock()
 		if o == nil {
 			return
