@@ -152,13 +152,13 @@ func TestMixedRunUnderAllFaults(t *testing.T) {
 	wg.Wait()
 	for id, p := range byID {
 		if p.cancel == "building" {
-			h.waitStatus(id, "building", 60*time.Second)
+			h.waitStatus(id, "building", 180*time.Second)
 			status, body := h.api(http.MethodPost, "/builds/"+id+"/cancel", nil, nil)
 			require.Equal(t, http.StatusAccepted, status, "%s", body)
 		}
 	}
 
-	final := h.waitTerminal(150*time.Second, ids...)
+	final := h.waitTerminal(240*time.Second, ids...)
 	counts := map[string]int{}
 	for id, b := range final {
 		p := byID[id]

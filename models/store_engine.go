@@ -123,16 +123,6 @@ func (s *Store) BuildsAwaitingRun(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// RecordWebhookDeliveryTx stores a webhook delivery unless one with the same
-// DeliveryID exists; it reports whether the delivery is new.
-func RecordWebhookDeliveryTx(ctx context.Context, tx *gorm.DB, d *WebhookDelivery) (bool, error) {
-	res := tx.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "delivery_id"}}, DoNothing: true}).Create(d)
-	if res.Error != nil {
-		return false, fmt.Errorf("record webhook delivery %s: %w", d.DeliveryID, res.Error)
-	}
-	return res.RowsAffected == 1, nil
-}
-
 // MarkWebhookProcessedTx records when a delivery's event was applied.
 func MarkWebhookProcessedTx(ctx context.Context, tx *gorm.DB, deliveryID string, at time.Time) error {
 	err := tx.WithContext(ctx).Model(&WebhookDelivery{}).Where("delivery_id = ?", deliveryID).
