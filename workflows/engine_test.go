@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -614,4 +615,39 @@ func TestRunListingsAreShared(t *testing.T) {
 	_, err = tb.engine.listDispatchRuns(tb.ctx, "acme/app", "other.yml", since, since)
 	require.NoError(t, err)
 	require.Equal(t, 4, tb.forge.count("ListDispatchRuns"))
+}
+
+func TestRecordWebhookConcurrentBurst(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, dialect)
+			const distinct = 40
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			freshCount := 0
+			for i := 0; i < 2*distinct; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					id := fmt.Sprintf("guid-%d", i%distinct)
+					ev := &WebhookEvent{Event: "workflow_job", Action: "queued", Job: &Job{ID: int64(i), RunID: 7, Status: "queued"}}
+					fresh, err := tb.engine.RecordWebhook(tb.ctx, Delivery{ID: id, Event: "workflow_job"}, ev)
+					require.NoError(t, err)
+					if fresh {
+						mu.Lock()
+						freshCount++
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			require.Equal(t, distinct, freshCount, "each delivery id is new exactly once")
+			require.Len(t, tb.inserter.take(ApplyEventArgs{}.Kind()), distinct)
+			var n int64
+			require.NoError(t, tb.db.Gorm.Model(&models.WebhookDelivery{}).Count(&n).Error)
+			require.Equal(t, int64(distinct), n)
+		})
+	}
 }
