@@ -374,6 +374,7 @@ func TestSimulatorPrivateRepositoryAsset(t *testing.T) {
 	asset, err := b.client.FindReleaseAsset(ctx, simRepo, "v1.0.0", name)
 	require.NoError(t, err, "the release is a draft: only the list shows it")
 	require.Equal(t, name, asset.Name)
+	require.True(t, asset.Draft)
 	signed, err := b.client.AssetDownloadURL(ctx, simRepo, asset.ID)
 	require.NoError(t, err)
 

@@ -25,6 +25,8 @@ func TestFindReleaseAsset(t *testing.T) {
 	assetJSON := `{"id":77,"name":"` + assetName + `","state":"uploaded","size":1234,
 		"content_type":"application/x-apple-diskimage","digest":"sha256:` + assetSHA256 + `",
 		"browser_download_url":"https://github.com/o/r/releases/download/v1.2.0/` + assetName + `"}`
+	draftAsset := wantAsset
+	draftAsset.Draft = true
 	starterJSON := `{"id":76,"name":"` + assetName + `","state":"starter","size":0,"content_type":"application/x-apple-diskimage"}`
 
 	tests := []struct {
@@ -39,7 +41,7 @@ func TestFindReleaseAsset(t *testing.T) {
 		{
 			name:         "draft on the first page with the asset inline",
 			page1:        `[{"id":100,"tag_name":"v1.2.0","draft":true,"assets":[` + assetJSON + `]}]`,
-			want:         wantAsset,
+			want:         draftAsset,
 			wantRequests: 1,
 		},
 		{
@@ -53,7 +55,7 @@ func TestFindReleaseAsset(t *testing.T) {
 			name:         "asset missing inline is looked up in the release",
 			page1:        `[{"id":100,"tag_name":"v1.2.0","draft":true}]`,
 			assets:       `[` + assetJSON + `]`,
-			want:         wantAsset,
+			want:         draftAsset,
 			wantRequests: 2,
 		},
 		{
