@@ -20,16 +20,23 @@ func (e *Engine) RegisterWorkers(workers *river.Workers) {
 	river.AddWorker(workers, &pollBuildWorker{engine: e})
 	river.AddWorker(workers, &finalizeWorker{engine: e})
 	river.AddWorker(workers, &cancelRunWorker{engine: e})
+	river.AddWorker(workers, &purgeIdempotencyKeysWorker{engine: e})
 }
 
 // PeriodicJobs returns the engine's periodic River jobs (run by the leader):
-// the reconciler, every Options.ReconcileInterval, and once at start.
+// the reconciler, every Options.ReconcileInterval, and once at start; the
+// purge of expired idempotency keys, hourly.
 func (e *Engine) PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(
 			river.PeriodicInterval(e.opts.ReconcileInterval),
 			func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true},
+		),
+		river.NewPeriodicJob(
+			river.PeriodicInterval(purgeInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return PurgeIdempotencyKeysArgs{}, nil },
+			nil,
 		),
 	}
 }
