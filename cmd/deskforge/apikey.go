@@ -66,11 +66,7 @@ func runAPIKeyCreate(ctx context.Context, args []string, stdout, stderr io.Write
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := cf.load(false)
-	if err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	store, closeStore, err := openStore(ctx, cfg, stderr)
+	store, closeStore, err := openStoreFromFlags(ctx, cf, stderr)
 	if err != nil {
 		return err
 	}
@@ -101,11 +97,7 @@ func runAPIKeyList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
 		return err
 	}
-	cfg, err := cf.load(false)
-	if err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	store, closeStore, err := openStore(ctx, cfg, stderr)
+	store, closeStore, err := openStoreFromFlags(ctx, cf, stderr)
 	if err != nil {
 		return err
 	}
@@ -130,17 +122,10 @@ func runAPIKeyRevoke(ctx context.Context, args []string, stdout, stderr io.Write
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprint(stderr, "apikey revoke needs exactly one key id (key_…, see 'deskforge apikey list')\n\n")
-		fs.SetOutput(stderr)
-		fs.Usage()
-		return errUsage
+	if err := requireOneArg(fs, stderr, "key id (key_…, see 'deskforge apikey list')"); err != nil {
+		return err
 	}
-	cfg, err := cf.load(false)
-	if err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	store, closeStore, err := openStore(ctx, cfg, stderr)
+	store, closeStore, err := openStoreFromFlags(ctx, cf, stderr)
 	if err != nil {
 		return err
 	}

@@ -53,3 +53,25 @@ func openStore(ctx context.Context, cfg Config, stderr io.Writer) (*models.Store
 	}
 	return models.NewStore(db), func() { db.Close() }, nil
 }
+
+// openStoreFromFlags loads the configuration of a database subcommand and
+// opens (and migrates) its store; call the returned func when done.
+func openStoreFromFlags(ctx context.Context, cf *configFlags, stderr io.Writer) (*models.Store, func(), error) {
+	cfg, err := cf.load(false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return openStore(ctx, cfg, stderr)
+}
+
+// requireOneArg prints what is missing and the usage when fs did not get
+// exactly one argument, and returns errUsage then.
+func requireOneArg(fs *flag.FlagSet, stderr io.Writer, what string) error {
+	if fs.NArg() == 1 {
+		return nil
+	}
+	fmt.Fprintf(stderr, "%s needs exactly one %s\n\n", fs.Name(), what)
+	fs.SetOutput(stderr)
+	fs.Usage()
+	return errUsage
+}

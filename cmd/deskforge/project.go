@@ -115,11 +115,7 @@ func runProjectList(ctx context.Context, args []string, stdout, stderr io.Writer
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
 		return err
 	}
-	cfg, err := cf.load(false)
-	if err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	store, closeStore, err := openStore(ctx, cfg, stderr)
+	store, closeStore, err := openStoreFromFlags(ctx, cf, stderr)
 	if err != nil {
 		return err
 	}
@@ -161,17 +157,10 @@ func runProjectShow(ctx context.Context, args []string, stdout, stderr io.Writer
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprint(stderr, "project show needs exactly one project id (proj_…)\n\n")
-		fs.SetOutput(stderr)
-		fs.Usage()
-		return errUsage
+	if err := requireOneArg(fs, stderr, "project id (proj_…)"); err != nil {
+		return err
 	}
-	cfg, err := cf.load(false)
-	if err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	store, closeStore, err := openStore(ctx, cfg, stderr)
+	store, closeStore, err := openStoreFromFlags(ctx, cf, stderr)
 	if err != nil {
 		return err
 	}
