@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	gh "github.com/google/go-github/v62/github"
 
@@ -51,21 +52,100 @@ type webhookCommon struct {
 	} `json:"repository"`
 }
 
+// webhookRun is the part of a workflow_run payload's "workflow_run" that
+// the engine uses. Field types are go-github's (timestamps as
+// gh.Timestamp: RFC 3339 strings or Unix seconds, null for none), so a
+// payload go-github rejects for these fields is rejected here too.
+type webhookRun struct {
+	ID           int64         `json:"id"`
+	DisplayTitle string        `json:"display_title"`
+	Event        string        `json:"event"`
+	Status       string        `json:"status"`
+	Conclusion   string        `json:"conclusion"`
+	RunAttempt   int           `json:"run_attempt"`
+	HTMLURL      string        `json:"html_url"`
+	CreatedAt    *gh.Timestamp `json:"created_at"`
+	UpdatedAt    *gh.Timestamp `json:"updated_at"`
+	Repository   *struct {
+		FullName string `json:"full_name"`
+	} `json:"repository"`
+}
+
+// webhookStep is one entry of a workflow_job payload's steps.
+type webhookStep struct {
+	Number      int64         `json:"number"`
+	Name        string        `json:"name"`
+	Status      string        `json:"status"`
+	Conclusion  string        `json:"conclusion"`
+	StartedAt   *gh.Timestamp `json:"started_at"`
+	CompletedAt *gh.Timestamp `json:"completed_at"`
+}
+
+// webhookJob is the part of a workflow_job payload's "workflow_job" that
+// the engine uses.
+type webhookJob struct {
+	ID          int64          `json:"id"`
+	RunID       int64          `json:"run_id"`
+	Name        string         `json:"name"`
+	Status      string         `json:"status"`
+	Conclusion  string         `json:"conclusion"`
+	RunnerName  string         `json:"runner_name"`
+	Labels      []string       `json:"labels"`
+	StartedAt   *gh.Timestamp  `json:"started_at"`
+	CompletedAt *gh.Timestamp  `json:"completed_at"`
+	Steps       []*webhookStep `json:"steps"`
+}
+
+// timeOf is t in UTC; the zero time when t is nil (absent or null).
+func timeOf(t *gh.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
 // ParseWebhook turns a delivery's JSON payload into a
 // workflows.WebhookEvent. eventType is the X-GitHub-Event header.
-// workflow_run sets Run and workflow_job sets Job (parsed with go-github's
-// ParseWebHook); ping and every other event only set Event, Action and Repo
-// (Repo is "" when the payload names no repository, e.g. an organisation
-// hook's ping). Values are passed on as GitHub sent them (a workflow_run
-// "completed" delivery may still say status "queued"). It fails on a
-// payload that is not a JSON object or whose run or job is missing, and
-// never panics.
+// workflow_run sets Run and workflow_job sets Job; ping and every other
+// event only set Event, Action and Repo (Repo is "" when the payload names
+// no repository, e.g. an organisation hook's ping). Values are passed on as
+// GitHub sent them (a workflow_run "completed" delivery may still say
+// status "queued"). It fails on a payload that is not a JSON object or
+// whose run or job is missing, and never panics.
+//
+// The payload is decoded once, with encoding/json, into small local structs
+// holding only the fields the engine uses (with go-github's field types and
+// timestamp format), not through go-github's ParseWebHook: that decoded
+// every delivery a second time, in full, into go-github's event structs,
+// and was the receiver's largest CPU cost. The result is the same for every
+// real payload in testdata/webhooks (TestParseWebhookFixtures); a payload
+// whose unused fields have the wrong JSON types is no longer refused.
 func ParseWebhook(eventType string, payload []byte) (workflows.WebhookEvent, error) {
 	if eventType == "" {
 		return workflows.WebhookEvent{}, fmt.Errorf("parse webhook: no %s", HeaderEvent)
 	}
-	var common webhookCommon
-	if err := json.Unmarshal(payload, &common); err != nil {
+	var (
+		common *webhookCommon
+		target any
+		run    struct {
+			webhookCommon
+			WorkflowRun *webhookRun `json:"workflow_run"`
+		}
+		job struct {
+			webhookCommon
+			WorkflowJob *webhookJob `json:"workflow_job"`
+		}
+		other webhookCommon
+	)
+	switch eventType {
+	case "workflow_run":
+		common, target = &run.webhookCommon, &run
+	case "workflow_job":
+		common, target = &job.webhookCommon, &job
+	default:
+		common, target = &other, &other
+	}
+	if err := json.Unmarshal(payload, target); err != nil {
 		return workflows.WebhookEvent{}, fmt.Errorf("parse %s webhook: %w", eventType, err)
 	}
 	event := workflows.WebhookEvent{Event: eventType, Action: common.Action}
@@ -74,31 +154,66 @@ func ParseWebhook(eventType string, payload []byte) (workflows.WebhookEvent, err
 	}
 
 	switch eventType {
-	case "workflow_run", "workflow_job", "ping":
-	default:
-		return event, nil
-	}
-	parsed, err := gh.ParseWebHook(eventType, payload)
-	if err != nil {
-		return workflows.WebhookEvent{}, fmt.Errorf("parse %s webhook: %w", eventType, err)
-	}
-	switch e := parsed.(type) {
-	case *gh.WorkflowRunEvent:
-		if e.WorkflowRun == nil {
+	case "workflow_run":
+		r := run.WorkflowRun
+		if r == nil {
 			return workflows.WebhookEvent{}, fmt.Errorf("parse %s webhook: no workflow_run", eventType)
 		}
-		run := runFromGitHub(e.WorkflowRun, event.Repo)
-		if event.Repo == "" {
-			event.Repo = run.Repo
+		parsed := workflows.Run{
+			ID:           r.ID,
+			Repo:         event.Repo,
+			DisplayTitle: r.DisplayTitle,
+			Event:        r.Event,
+			Status:       r.Status,
+			Conclusion:   r.Conclusion,
+			RunAttempt:   r.RunAttempt,
+			HTMLURL:      r.HTMLURL,
+			CreatedAt:    timeOf(r.CreatedAt),
+			UpdatedAt:    timeOf(r.UpdatedAt),
 		}
-		event.Run = &run
-	case *gh.WorkflowJobEvent:
-		if e.WorkflowJob == nil {
+		// The run's own repository wins over the payload's.
+		if r.Repository != nil && r.Repository.FullName != "" {
+			parsed.Repo = r.Repository.FullName
+		}
+		if event.Repo == "" {
+			event.Repo = parsed.Repo
+		}
+		event.Run = &parsed
+	case "workflow_job":
+		j := job.WorkflowJob
+		if j == nil {
 			return workflows.WebhookEvent{}, fmt.Errorf("parse %s webhook: no workflow_job", eventType)
 		}
-		job := jobFromGitHub(e.WorkflowJob)
-		event.Job = &job
-	case *gh.PingEvent:
+		parsed := workflows.Job{
+			ID:          j.ID,
+			RunID:       j.RunID,
+			Name:        j.Name,
+			Status:      j.Status,
+			Conclusion:  j.Conclusion,
+			RunnerName:  j.RunnerName,
+			StartedAt:   timeOf(j.StartedAt),
+			CompletedAt: timeOf(j.CompletedAt),
+		}
+		if len(j.Labels) > 0 {
+			parsed.Labels = j.Labels
+		}
+		for _, s := range j.Steps {
+			if s == nil {
+				continue
+			}
+			if parsed.Steps == nil {
+				parsed.Steps = make([]workflows.Step, 0, len(j.Steps))
+			}
+			parsed.Steps = append(parsed.Steps, workflows.Step{
+				Number:      int(s.Number),
+				Name:        s.Name,
+				Status:      s.Status,
+				Conclusion:  s.Conclusion,
+				StartedAt:   timeOf(s.StartedAt),
+				CompletedAt: timeOf(s.CompletedAt),
+			})
+		}
+		event.Job = &parsed
 	}
 	return event, nil
 }

@@ -4,12 +4,16 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	gh "github.com/google/go-github/v62/github"
 	"github.com/stretchr/testify/require"
 
 	"github.com/deskforge/deskforge/workflows"
@@ -219,6 +223,111 @@ func TestParseWebhookRejects(t *testing.T) {
 	}
 }
 
+// parseWebhookViaGoGitHub is how ParseWebhook used to work: the common
+// fields, then go-github's ParseWebHook in full. It is the reference the
+// one-pass decoding must agree with.
+func parseWebhookViaGoGitHub(eventType string, payload []byte) (workflows.WebhookEvent, error) {
+	if eventType == "" {
+		return workflows.WebhookEvent{}, errors.New("no event type")
+	}
+	var common webhookCommon
+	if err := json.Unmarshal(payload, &common); err != nil {
+		return workflows.WebhookEvent{}, err
+	}
+	event := workflows.WebhookEvent{Event: eventType, Action: common.Action}
+	if common.Repository != nil {
+		event.Repo = common.Repository.FullName
+	}
+	switch eventType {
+	case "workflow_run", "workflow_job":
+	default:
+		return event, nil
+	}
+	parsed, err := gh.ParseWebHook(eventType, payload)
+	if err != nil {
+		return workflows.WebhookEvent{}, err
+	}
+	switch e := parsed.(type) {
+	case *gh.WorkflowRunEvent:
+		if e.WorkflowRun == nil {
+			return workflows.WebhookEvent{}, errors.New("no workflow_run")
+		}
+		run := runFromGitHub(e.WorkflowRun, event.Repo)
+		if event.Repo == "" {
+			event.Repo = run.Repo
+		}
+		event.Run = &run
+	case *gh.WorkflowJobEvent:
+		if e.WorkflowJob == nil {
+			return workflows.WebhookEvent{}, errors.New("no workflow_job")
+		}
+		job := jobFromGitHub(e.WorkflowJob)
+		event.Job = &job
+	}
+	return event, nil
+}
+
+func TestParseWebhookMatchesGoGitHub(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob(filepath.Join("testdata", "webhooks", "*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	extra := map[string]string{
+		"null steps and labels": `{"workflow_job":{"steps":[null,{"number":2,"started_at":null}],"labels":null}}`,
+		"unix timestamps":       `{"workflow_run":{"created_at":12345,"updated_at":1700000000000,"repository":null}}`,
+		"nulls everywhere":      `{"action":null,"repository":null,"workflow_run":{"id":null,"status":null,"run_attempt":null}}`,
+		"empty run repository":  `{"repository":{"full_name":"a/b"},"workflow_run":{"repository":{"full_name":""}}}`,
+	}
+	cases := map[string][2]string{}
+	for _, path := range files {
+		name := filepath.Base(path)
+		cases[name] = [2]string{fixtureEventType(name), string(readFixture(t, name))}
+	}
+	for name, payload := range extra {
+		event := "workflow_run"
+		if strings.Contains(payload, "workflow_job") {
+			event = "workflow_job"
+		}
+		cases[name] = [2]string{event, payload}
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			want, err := parseWebhookViaGoGitHub(c[0], []byte(c[1]))
+			require.NoError(t, err)
+			got, err := ParseWebhook(c[0], []byte(c[1]))
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+// BenchmarkParseWebhook parses the payload bench/webhooks sends.
+func BenchmarkParseWebhook(b *testing.B) {
+	for _, name := range []string{"webhook-workflow-job-in-progress-1.json", "webhook-workflow-job-completed-1.json", "webhook-workflow-run-completed-2.json"} {
+		payload := readFixture(b, name)
+		event := fixtureEventType(name)
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(payload)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParseWebhook(event, payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/go-github", func(b *testing.B) {
+			b.SetBytes(int64(len(payload)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := parseWebhookViaGoGitHub(event, payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 func FuzzParseWebhook(f *testing.F) {
 	files, err := filepath.Glob(filepath.Join("testdata", "webhooks", "*.json"))
 	require.NoError(f, err)
@@ -230,6 +339,15 @@ func FuzzParseWebhook(f *testing.F) {
 	f.Add("workflow_run", []byte(`{"workflow_run":{"created_at":12345,"repository":null}}`))
 	f.Fuzz(func(t *testing.T, event string, payload []byte) {
 		got, err := ParseWebhook(event, payload)
+		if ref, refErr := parseWebhookViaGoGitHub(event, payload); refErr == nil {
+			// Whatever go-github's full decoding accepts parses to the same event.
+			if err != nil {
+				t.Fatalf("go-github parses the payload, ParseWebhook fails: %v", err)
+			}
+			if !reflect.DeepEqual(got, ref) {
+				t.Fatalf("ParseWebhook = %+v, go-github gives %+v", got, ref)
+			}
+		}
 		if err != nil {
 			return
 		}
