@@ -353,10 +353,17 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 			format = "text"
 		}
 	}
+	var log *slog.Logger
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		log = slog.New(slog.NewTextHandler(w, opts))
+	} else {
+		log = slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	if cfg.Demo {
+		// Demo mode: every line says plainly that GitHub is not real.
+		log = log.With("github", "SIMULATED")
+	}
+	return log
 }
 
 func isTerminal(w io.Writer) bool {

@@ -45,7 +45,6 @@ func startDemoSim(ctx context.Context, faults string, log *slog.Logger) (*demoEn
 	if err != nil {
 		return nil, fmt.Errorf("DESKFORGE_SIM_FAULTS: %w", err)
 	}
-	log = log.With("github", "simulated")
 	sim := ghsim.New(ghsim.Options{Faults: f, Tokens: []string{demoToken}, Logger: log})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -218,7 +218,7 @@ func startDemo(ctx context.Context, cfg *Config, log *slog.Logger) (*demoEnv, wo
 	cfg.GitHubWebhookSecret = d.WebhookSecret()
 	opts := d.ForgeOptions()
 	opts.WritesPerMinute = cfg.DispatchesPerMinute
-	opts.Logger = log.With("github", "simulated")
+	opts.Logger = log
 	forge, err := github.New(ctx, opts)
 	if err != nil {
 		d.Close()

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/deskforge/deskforge/workflows/ghsim"
+)
+
+// TestServeDemoBuildsEndToEnd runs `serve --demo` as a user would: the
+// banner's key and project trigger a build that goes queued → building →
+// success on the simulated GitHub (about 20 s of real time), with logs and a
+// download. Every log line says that GitHub is simulated.
+func TestServeDemoBuildsEndToEnd(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg, err := loadServeConfig(t, map[string]string{
+		"DESKFORGE_LISTEN":       "127.0.0.1:0",
+		"DESKFORGE_DATABASE_URL": "sqlite://" + filepath.Join(dir, "demo.db"),
+		"DESKFORGE_LOG_FORMAT":   "json",
+	}, "--demo")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var banner, logs strings.Builder
+	addrs := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, cfg, &lockedBuilder{b: &banner}, &lockedBuilder{b: &logs}, func(a net.Addr) { addrs <- a })
+	}()
+	var base string
+	select {
+	case a := <-addrs:
+		base = localURL(a)
+	case err := <-done:
+		t.Fatalf("serve --demo returned early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve --demo did not start listening")
+	}
+
+	out := banner.String()
+	require.Contains(t, out, "GitHub is SIMULATED")
+	key := regexp.MustCompile(`df_[a-z0-9]+`).FindString(out)
+	project := regexp.MustCompile(`proj_[a-z0-9]+`).FindString(out)
+	require.NotEmpty(t, key, "the banner prints an admin key")
+	require.NotEmpty(t, project, "the banner names the demo project")
+
+	call := func(method, path, body string) (int, []byte) {
+		req, err := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, data
+	}
+
+	code, body := call(http.MethodPost, "/projects/"+project+"/builds", `{"platform":"linux","arch":"x64","version":"1.0.0"}`)
+	require.Equal(t, http.StatusCreated, code, "%s", body)
+	var created struct{ ID, Status string }
+	require.NoError(t, json.Unmarshal(body, &created))
+	require.Equal(t, "queued", created.Status)
+
+	seen := map[string]bool{}
+	var build struct {
+		Status       string
+		ArtifactURL  *string
+		ArtifactSize *int64
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		code, body = call(http.MethodGet, "/builds/"+created.ID, "")
+		require.Equal(t, http.StatusOK, code, "%s", body)
+		require.NoError(t, json.Unmarshal(body, &build))
+		seen[build.Status] = true
+		if build.Status != "queued" && build.Status != "building" {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	require.Equal(t, "success", build.Status, "%s", body)
+	require.True(t, seen["building"], "the build was seen building on its way to success")
+	require.NotNil(t, build.ArtifactURL)
+
+	code, body = call(http.MethodGet, "/builds/"+created.ID+"/logs?format=text", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, string(body), "Dispatched to workflow run")
+	require.Contains(t, string(body), "[success] Build completed successfully")
+
+	code, body = call(http.MethodGet, "/builds/"+created.ID+"/download", "")
+	require.Equal(t, http.StatusOK, code, "the redirect to the simulated GitHub is followed")
+	require.Equal(t, *build.ArtifactSize, int64(len(body)))
+	asset := filepath.Base(*build.ArtifactURL)
+	require.Equal(t, ghsim.AssetBytes(asset), body)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve --demo did not shut down")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		require.Contains(t, line, `"github":"SIMULATED"`, "every log line says GitHub is simulated: %s", line)
+	}
+}
