@@ -1,10 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -33,6 +34,23 @@ type webhookResponse struct {
 	Result string `json:"result"`
 }
 
+// webhookBodies recycles request body buffers: the body is only read while
+// the handler runs (the parsed event copies what it keeps), so a buffer
+// goes back to the pool when the handler returns.
+var webhookBodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledWebhookBody is the largest buffer kept for reuse; a rare huge
+// delivery's buffer is left to the garbage collector.
+const maxPooledWebhookBody = 256 << 10
+
+func putWebhookBody(b *bytes.Buffer) {
+	if b.Cap() > maxPooledWebhookBody {
+		return
+	}
+	b.Reset()
+	webhookBodies.Put(b)
+}
+
 // receiveWebhook is POST /webhooks/github. It verifies X-Hub-Signature-256
 // (401 when unsigned or wrong), parses the payload, and for workflow_run
 // and workflow_job stores the delivery and enqueues its processing in one
@@ -51,7 +69,18 @@ func (s *Server) receiveWebhook(c *gin.Context) {
 		s.renderError(c, &http.MaxBytesError{Limit: MaxWebhookBytes})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxWebhookBytes))
+	buf := webhookBodies.Get().(*bytes.Buffer)
+	defer putWebhookBody(buf)
+	if n := c.Request.ContentLength; n > 0 && n <= maxPooledWebhookBody {
+		// Room for the body and the final read that sees EOF: one
+		// allocation at most, none when a pooled buffer is big enough.
+		// A larger declared length is not trusted with memory up front
+		// (the signature is not checked yet): that body grows as it
+		// arrives.
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, MaxWebhookBytes))
+	body := buf.Bytes()
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
