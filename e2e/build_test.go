@@ -39,7 +39,7 @@ func TestSuccessPath(t *testing.T) {
 				h := newHarness(t, config{dialect: dialect, webhooks: true, downloadMode: mode, privateRepo: mode == workflows.DownloadProxy})
 				created := h.trigger("mac", "arm64", "1.2.0")
 				require.Equal(t, "queued", created.Status)
-				b := h.waitTerminal(30*time.Second, created.ID)[created.ID]
+				b := h.waitTerminal(90*time.Second, created.ID)[created.ID]
 
 				require.Equal(t, "success", b.Status)
 				require.Equal(t, h.project.ID, b.ProjectID)
@@ -101,7 +101,7 @@ func TestFailurePath(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, config{webhooks: true})
 	created := h.trigger("linux", "x64", "1.0.1-fail")
-	b := h.waitTerminal(30*time.Second, created.ID)[created.ID]
+	b := h.waitTerminal(90*time.Second, created.ID)[created.ID]
 	require.Equal(t, "failed", b.Status)
 	require.NotNil(t, b.CompletedAt)
 	require.Nil(t, b.ArtifactURL)
@@ -132,7 +132,7 @@ func TestCancel(t *testing.T) {
 	}})
 	queued := h.trigger("mac", "x64", "1.0.0-queued")
 	building := h.trigger("windows", "x64", "1.0.0-building")
-	h.waitStatus(building.ID, "building", 20*time.Second)
+	h.waitStatus(building.ID, "building", 60*time.Second)
 	require.Eventually(t, func() bool {
 		b, err := h.store.GetBuild(h.ctx, queued.ID)
 		return err == nil && b.RunID != nil
@@ -144,7 +144,7 @@ func TestCancel(t *testing.T) {
 		require.Equal(t, http.StatusAccepted, status, "%s", body)
 		require.False(t, isTerminal(b.Status), "cancelled only once GitHub confirms")
 	}
-	final := h.waitTerminal(30*time.Second, queued.ID, building.ID)
+	final := h.waitTerminal(90*time.Second, queued.ID, building.ID)
 	for id, b := range final {
 		require.Equal(t, "cancelled", b.Status, id)
 		status, _ := h.api(http.MethodPost, "/builds/"+id+"/cancel", nil, nil)
@@ -225,7 +225,7 @@ func TestFaults(t *testing.T) {
 			for id := range ids {
 				all = append(all, id)
 			}
-			final := h.waitTerminal(60*time.Second, all...)
+			final := h.waitTerminal(180*time.Second, all...)
 			for id, v := range ids {
 				b := final[id]
 				want, reason := expectedOutcome(v)
@@ -291,7 +291,7 @@ func TestRateLimitPausesUntilReset(t *testing.T) {
 	for i := 0; i < 6; i++ {
 		next = append(next, h.trigger("linux", "x64", fmt.Sprintf("2.1.%d", i)).ID)
 	}
-	final := h.waitTerminal(60*time.Second, next...)
+	final := h.waitTerminal(180*time.Second, next...)
 	for id, b := range final {
 		require.Equal(t, "success", b.Status, id)
 	}
@@ -317,14 +317,14 @@ func TestAPIRequestsPerBuild(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, config{webhooks: webhooks})
 			// Warm the repository-visibility cache, then measure.
-			h.waitTerminal(30*time.Second, h.trigger("linux", "x64", "3.0.0").ID)
+			h.waitTerminal(90*time.Second, h.trigger("linux", "x64", "3.0.0").ID)
 			h.sim.ResetCounters()
 			const n = 5
 			var ids []string
 			for i := 0; i < n; i++ {
 				ids = append(ids, h.trigger("linux", "x64", fmt.Sprintf("3.1.%d", i)).ID)
 			}
-			for _, b := range h.waitTerminal(60*time.Second, ids...) {
+			for _, b := range h.waitTerminal(180*time.Second, ids...) {
 				require.Equal(t, "success", b.Status)
 			}
 			c := h.sim.Counters()

@@ -42,7 +42,7 @@ func TestRestartBetweenCommitAndDispatch(t *testing.T) {
 			h.stop()
 			h.start()
 
-			final := h.waitTerminal(60*time.Second, ids...)
+			final := h.waitTerminal(180*time.Second, ids...)
 			for id, b := range final {
 				require.Equal(t, "success", b.Status, id)
 				checkMonotonic(t, h.transitions(id))
@@ -152,13 +152,13 @@ func TestMixedRunUnderAllFaults(t *testing.T) {
 	wg.Wait()
 	for id, p := range byID {
 		if p.cancel == "building" {
-			h.waitStatus(id, "building", 180*time.Second)
+			h.waitStatus(id, "building", 360*time.Second)
 			status, body := h.api(http.MethodPost, "/builds/"+id+"/cancel", nil, nil)
 			require.Equal(t, http.StatusAccepted, status, "%s", body)
 		}
 	}
 
-	final := h.waitTerminal(240*time.Second, ids...)
+	final := h.waitTerminal(480*time.Second, ids...)
 	counts := map[string]int{}
 	for id, b := range final {
 		p := byID[id]
