@@ -456,7 +456,7 @@ func (h *harness) waitJobs(kind string, n int64) {
 		var done int64
 		err := h.db.Gorm.Raw("SELECT count(*) FROM river_job WHERE kind = ? AND state = 'completed'", kind).Scan(&done).Error
 		return err == nil && done >= n
-	}, 20*time.Second, 20*time.Millisecond, "%d %s jobs never completed", n, kind)
+	}, 60*time.Second, 20*time.Millisecond, "%d %s jobs never completed", n, kind)
 }
 
 // fillWriteWindow spends n of the token's writes for the current minute
