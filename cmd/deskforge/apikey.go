@@ -25,27 +25,11 @@ Run 'deskforge apikey <command> --help' for its flags. Each reads DESKFORGE_DATA
 `
 
 func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		w := stdout
-		if len(args) == 0 {
-			w = stderr
-		}
-		fmt.Fprint(w, apikeyUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
-	}
-	switch args[0] {
-	case "create":
-		return runAPIKeyCreate(ctx, args[1:], stdout, stderr)
-	case "list":
-		return runAPIKeyList(ctx, args[1:], stdout, stderr)
-	case "revoke":
-		return runAPIKeyRevoke(ctx, args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "unknown apikey command %q\n\n%s", args[0], apikeyUsage)
-	return errUsage
+	return runSubcommand(ctx, "apikey", args, stdout, stderr, apikeyUsage, map[string]subcommandFunc{
+		"create": runAPIKeyCreate,
+		"list":   runAPIKeyList,
+		"revoke": runAPIKeyRevoke,
+	})
 }
 
 func runAPIKeyCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -73,3 +73,27 @@ func usage(w io.Writer, cmds map[string]command) {
 	}
 	fmt.Fprintln(w, "\nRun 'deskforge <command> --help' for a command's flags and environment variables.")
 }
+
+// subcommandFunc runs one subcommand of a command group.
+type subcommandFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// runSubcommand runs the subcommand named by args[0] among subs, printing
+// usage on stdout for -h/--help/help, and on stderr (errUsage) when args is
+// empty or names no subcommand.
+func runSubcommand(ctx context.Context, group string, args []string, stdout, stderr io.Writer, usage string, subs map[string]subcommandFunc) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	run, ok := subs[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "unknown %s command %q\n\n%s", group, args[0], usage)
+		return errUsage
+	}
+	return run(ctx, args[1:], stdout, stderr)
+}

@@ -27,27 +27,11 @@ Run 'deskforge project <command> --help' for its flags. Each reads DESKFORGE_DAT
 `
 
 func runProject(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		w := stdout
-		if len(args) == 0 {
-			w = stderr
-		}
-		fmt.Fprint(w, projectUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
-	}
-	switch args[0] {
-	case "create":
-		return runProjectCreate(ctx, args[1:], stdout, stderr)
-	case "list":
-		return runProjectList(ctx, args[1:], stdout, stderr)
-	case "show":
-		return runProjectShow(ctx, args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "unknown project command %q\n\n%s", args[0], projectUsage)
-	return errUsage
+	return runSubcommand(ctx, "project", args, stdout, stderr, projectUsage, map[string]subcommandFunc{
+		"create": runProjectCreate,
+		"list":   runProjectList,
+		"show":   runProjectShow,
+	})
 }
 
 func runProjectCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
