@@ -43,18 +43,25 @@ type apiBundle struct {
 // client that inserts jobs (no workers run).
 func setupAPI(t *testing.T, dialect string) *apiBundle {
 	t.Helper()
+	return startAPI(t, dialect, nil, workflows.Options{}, server.Options{})
+}
+
+// startAPI starts the API on a fresh database of dialect with an engine on
+// forge (engine and server options completed with the test's public URL,
+// builder repository, store and engine) and seeds the admin key, the two
+// projects and their keys.
+func startAPI(t *testing.T, dialect string, forge workflows.Forge, eo workflows.Options, so server.Options) *apiBundle {
+	t.Helper()
 	ctx := context.Background()
 	db := dbtest.Open(t, dialect)
 	store := models.NewStore(db)
-	engine := workflows.NewEngine(store, nil, nil, nil, workflows.Options{
-		PublicURL:   testPublicURL,
-		BuilderRepo: "deskforge/builder",
-	})
+	eo.PublicURL, eo.BuilderRepo = testPublicURL, "deskforge/builder"
+	engine := workflows.NewEngine(store, forge, nil, nil, eo)
 	client, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{})
 	require.NoError(t, err)
 	engine.SetInserter(client)
-	srv := server.New(server.Options{Store: store, Engine: engine, PublicURL: testPublicURL})
-	ts := httptest.NewServer(srv.Handler())
+	so.Store, so.Engine, so.PublicURL = store, engine, testPublicURL
+	ts := httptest.NewServer(server.New(so).Handler())
 	t.Cleanup(ts.Close)
 
 	b := &apiBundle{ctx: ctx, db: db, store: store, river: client, url: ts.URL, client: ts.Client()}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -14,11 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"github.com/deskforge/deskforge/models"
-	"github.com/deskforge/deskforge/models/dbtest"
 	"github.com/deskforge/deskforge/server"
 	"github.com/deskforge/deskforge/workflows"
 )
@@ -54,9 +51,6 @@ type engineBundle struct {
 
 func setupEngineAPI(t *testing.T, dialect string, o engineOpts) *engineBundle {
 	t.Helper()
-	ctx := context.Background()
-	db := dbtest.Open(t, dialect)
-	store := models.NewStore(db)
 	signed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/public/my-app-1.0.0-mac-x64.dmg" && r.URL.Query().Get("sig") == "" {
 			http.Error(w, "bad signature", http.StatusForbidden)
@@ -66,31 +60,13 @@ func setupEngineAPI(t *testing.T, dialect string, o engineOpts) *engineBundle {
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(artifactBytes))
 	}))
 	t.Cleanup(signed.Close)
-	engine := workflows.NewEngine(store, assetForge{signedBase: signed.URL}, nil, nil, workflows.Options{
-		PublicURL: testPublicURL, BuilderRepo: "deskforge/builder", DownloadMode: o.downloadMode,
-	})
-	client, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{})
-	require.NoError(t, err)
-	engine.SetInserter(client)
 	var secret []byte
 	if o.secret != "" {
 		secret = []byte(o.secret)
 	}
-	srv := server.New(server.Options{Store: store, Engine: engine, PublicURL: testPublicURL, WebhookSecret: secret, Demo: o.demo})
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-
-	b := &apiBundle{ctx: ctx, db: db, store: store, river: client, url: ts.URL, client: ts.Client()}
-	_, b.adminKey, err = store.CreateAPIKey(ctx, models.NewAPIKeyParams{Name: "admin", Role: models.RoleAdmin})
-	require.NoError(t, err)
-	b.projectA = models.Project{Name: "My App", URL: "https://example.com", Version: "1.0.0", Platforms: "mac,windows,linux", WindowResizable: true}
-	require.NoError(t, store.CreateProject(ctx, &b.projectA))
-	b.projectB = models.Project{Name: "Other", Repository: "acme/other", Platforms: "linux"}
-	require.NoError(t, store.CreateProject(ctx, &b.projectB))
-	_, b.keyA, err = store.CreateAPIKey(ctx, models.NewAPIKeyParams{Name: "a", Role: models.RoleProject, ProjectID: b.projectA.ID})
-	require.NoError(t, err)
-	_, b.keyB, err = store.CreateAPIKey(ctx, models.NewAPIKeyParams{Name: "b", Role: models.RoleProject, ProjectID: b.projectB.ID})
-	require.NoError(t, err)
+	b := startAPI(t, dialect, assetForge{signedBase: signed.URL},
+		workflows.Options{DownloadMode: o.downloadMode},
+		server.Options{WebhookSecret: secret, Demo: o.demo})
 	return &engineBundle{apiBundle: b, signed: signed}
 }
 
