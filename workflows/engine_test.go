@@ -166,14 +166,7 @@ func TestDispatchGHESFindsRunByTitle(t *testing.T) {
 
 func TestDispatchGHESRunNeverAppears(t *testing.T) {
 	t.Parallel()
-	tb := setup(t, models.DialectSQLite)
-	tb.forge.noDetails = true
-	b := tb.newBuild(t)
-	require.True(t, isSnooze(tb.engine.dispatchBuild(tb.ctx, b.ID, false)))
-	// The run GitHub created is lost (another workflow file, say).
-	tb.forge.mu.Lock()
-	tb.forge.runs = map[int64]*Run{}
-	tb.forge.mu.Unlock()
+	tb, b := setupGHESRunLost(t)
 	tb.clock.advance(5 * time.Minute)
 	require.True(t, isSnooze(tb.engine.dispatchBuild(tb.ctx, b.ID, false)))
 	tb.clock.advance(6 * time.Minute)
@@ -468,13 +461,7 @@ func TestPollTimeouts(t *testing.T) {
 
 func TestPollGHESNoRunTimeout(t *testing.T) {
 	t.Parallel()
-	tb := setup(t, models.DialectSQLite)
-	tb.forge.noDetails = true
-	b := tb.newBuild(t)
-	require.True(t, isSnooze(tb.engine.dispatchBuild(tb.ctx, b.ID, false)))
-	tb.forge.mu.Lock()
-	tb.forge.runs = map[int64]*Run{}
-	tb.forge.mu.Unlock()
+	tb, b := setupGHESRunLost(t)
 	tb.clock.advance(11 * time.Minute)
 	require.NoError(t, tb.engine.pollBuild(tb.ctx, b.ID))
 	got := tb.build(t, b.ID)
@@ -650,4 +637,19 @@ func TestRecordWebhookConcurrentBurst(t *testing.T) {
 			require.Equal(t, int64(distinct), n)
 		})
 	}
+}
+
+// setupGHESRunLost dispatches a build on a server without run details
+// (GHES), then loses the run GitHub created (another workflow file, say), so
+// the build never finds it by title.
+func setupGHESRunLost(t *testing.T) (*testBundle, models.Build) {
+	t.Helper()
+	tb := setup(t, models.DialectSQLite)
+	tb.forge.noDetails = true
+	b := tb.newBuild(t)
+	require.True(t, isSnooze(tb.engine.dispatchBuild(tb.ctx, b.ID, false)))
+	tb.forge.mu.Lock()
+	tb.forge.runs = map[int64]*Run{}
+	tb.forge.mu.Unlock()
+	return tb, b
 }
