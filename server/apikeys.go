@@ -22,10 +22,6 @@ type apiKeyResponse struct {
 	Key        string  `json:"key,omitempty"`
 }
 
-// APIKeyJSON renders a key in the API's shape (also used by the command
-// line's apikey subcommand); plaintext is included when not empty.
-func APIKeyJSON(k models.APIKey, plaintext string) any { return apiKeyJSON(k, plaintext) }
-
 func apiKeyJSON(k models.APIKey, plaintext string) apiKeyResponse {
 	return apiKeyResponse{
 		ID:         k.ID,

@@ -98,18 +98,6 @@ func (h *hookReceiver) received() []receivedHook {
 	return append([]receivedHook(nil), h.got...)
 }
 
-func (h *hookReceiver) events() []string {
-	var out []string
-	for _, r := range h.received() {
-		e := r.event
-		if r.action != "" {
-			e += "/" + r.action
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
 func (h *hookReceiver) errors() []error {
 	h.mu.Lock()
 	defer h.mu.Unlock()

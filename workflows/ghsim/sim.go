@@ -286,22 +286,8 @@ func (s *Sim) BaseURL() string {
 	return s.base
 }
 
-// Clock returns the simulator's clock.
-func (s *Sim) Clock() Clock { return s.clock }
-
 // Timing returns the effective timing.
 func (s *Sim) Timing() Timing { return s.timing }
-
-// SetScenario replaces the rules deciding the outcome of runs dispatched (or
-// rerun) from now on; nil restores DefaultRules().
-func (s *Sim) SetScenario(rules []Rule) {
-	if rules == nil {
-		rules = DefaultRules()
-	}
-	s.mu.Lock()
-	s.scenario = append([]Rule(nil), rules...)
-	s.mu.Unlock()
-}
 
 // SetFaults replaces the injected faults (the seed restarts no sequence).
 func (s *Sim) SetFaults(f Faults) {

@@ -3,11 +3,9 @@ package ghsim
 import (
 	"crypto/sha256"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 
@@ -242,13 +240,4 @@ func TestDeliveryToAnUnreachableTargetIsLogged(t *testing.T) {
 	require.Equal(t, "ping", last.Event)
 	require.Zero(t, last.StatusCode)
 	require.NotEmpty(t, last.Error)
-}
-
-func kinds(ds []Delivery) []string {
-	var out []string
-	for _, d := range ds {
-		out = append(out, fmt.Sprintf("%s/%s dropped=%t dup=%t delayed=%t", d.Event, d.Action, d.Dropped, d.Duplicate, d.Delayed))
-	}
-	sort.Strings(out)
-	return out
 }

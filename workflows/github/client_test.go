@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -375,12 +374,4 @@ func TestInvalidRepository(t *testing.T) {
 		var ie *workflows.InvalidError
 		require.ErrorAs(t, err, &ie, "repo %q", repo)
 	}
-}
-
-// jsonString marshals v for use in a handler's answer.
-func jsonString(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	require.NoError(t, err)
-	return string(b)
 }
