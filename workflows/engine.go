@@ -118,21 +118,11 @@ func NewEngine(store *models.Store, forge Forge, clock Clock, log *slog.Logger, 
 	if opts.Runners == nil {
 		opts.Runners = templates.DefaultRunners
 	}
-	if opts.BuilderWorkflow == "" {
-		opts.BuilderWorkflow = "deskforge.yml"
-	}
-	if opts.BuilderRef == "" {
-		opts.BuilderRef = "main"
-	}
-	if opts.MaxBuildDuration == 0 {
-		opts.MaxBuildDuration = 6 * time.Hour
-	}
-	if opts.DispatchesPerMinute == 0 {
-		opts.DispatchesPerMinute = 60
-	}
-	if opts.DownloadMode == "" {
-		opts.DownloadMode = "redirect"
-	}
+	opts.BuilderWorkflow = cmp.Or(opts.BuilderWorkflow, models.DefaultWorkflow)
+	opts.BuilderRef = cmp.Or(opts.BuilderRef, models.DefaultRef)
+	opts.MaxBuildDuration = cmp.Or(opts.MaxBuildDuration, 6*time.Hour)
+	opts.DispatchesPerMinute = cmp.Or(opts.DispatchesPerMinute, 60)
+	opts.DownloadMode = cmp.Or(opts.DownloadMode, "redirect")
 	opts.ReconcileInterval = cmp.Or(opts.ReconcileInterval, 30*time.Second)
 	opts.StaleAfter = cmp.Or(opts.StaleAfter, 60*time.Second)
 	opts.NoRunTimeout = cmp.Or(opts.NoRunTimeout, 10*time.Minute)
