@@ -122,9 +122,9 @@ type Build struct {
 	FailureReason   string `gorm:"type:text"`
 	// ErrorCode and ErrorStep classify a failure (the API's error.code and
 	// error.step); FailureReason is its message.
-	ErrorCode string `gorm:"size:40"`
-	ErrorStep string `gorm:"size:255"`
-	LogsFetched     bool
+	ErrorCode   string `gorm:"size:40"`
+	ErrorStep   string `gorm:"size:255"`
+	LogsFetched bool
 	// DispatchAcceptedAt is when GitHub accepted the dispatch (DispatchedAt
 	// is when it was first attempted): after it, never dispatch again.
 	DispatchAcceptedAt *time.Time

@@ -30,8 +30,8 @@ const (
 	// DefaultWritesPerHour is GitHub's documented budget of
 	// content-generating requests: "no more than 500 per hour".
 	DefaultWritesPerHour = 500
-	DefaultMaxPacingWait   = 5 * time.Second
-	DefaultETagCacheSize   = 1000
+	DefaultMaxPacingWait = 5 * time.Second
+	DefaultETagCacheSize = 1000
 )
 
 var _ workflows.Forge = (*Client)(nil)
@@ -191,7 +191,7 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		assets: &http.Client{Transport: httpClient.Transport, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		}},
-		etags:         newETagCache(cacheSize),
+		etags: newETagCache(cacheSize),
 	}
 	c.runDetailsRejected.Store(opts.DisableRunDetails)
 	return c, nil
