@@ -105,8 +105,6 @@ type Engine struct {
 	visibility   map[string]visibilityEntry
 	// listings shares run listings between builds looking for their runs.
 	listings runListings
-	// webhooks batches the recording of webhook deliveries.
-	webhooks webhookBatcher
 }
 
 // NewEngine returns an engine on store and forge. forge may be nil for
