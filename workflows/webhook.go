@@ -84,7 +84,7 @@ func (e *Engine) RecordWebhook(ctx context.Context, d Delivery, ev *WebhookEvent
 	if ev != nil {
 		req.row.Action = ev.Action
 		if (ev.Event == "workflow_run" && ev.Run != nil) || (ev.Event == "workflow_job" && ev.Job != nil) {
-			req.apply = &ApplyEventArgs{DeliveryID: d.ID, Event: *ev}
+			req.apply = &ApplyEventArgs{DeliveryID: d.ID, Event: *ev, ForgeHost: e.opts.ForgeHost}
 		}
 	}
 	if req.apply == nil {
