@@ -98,7 +98,7 @@ func TestBuildOfAnotherGitHubServer(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, models.DialectSQLite)
 	b := tb.newBuild(t)
-	require.NoError(t, tb.db.Gorm.Model(&models.Build{}).Where("id = ?", b.ID).Update("forge_host", "127.0.0.1:4242").Error)
+	require.NoError(t, tb.db.Gorm.Model(&models.Build{}).Where("id = ?", b.ID).UpdateColumn("forge_host", "127.0.0.1:4242").Error)
 
 	require.True(t, isSnooze(tb.engine.dispatchBuild(tb.ctx, b.ID, false)))
 	require.True(t, isSnooze(tb.engine.pollBuild(tb.ctx, b.ID)))
