@@ -35,6 +35,7 @@ type DB struct {
 	SQL     *sql.DB
 	Dialect string
 	pgPool  *pgxpool.Pool
+	outbox  *Outbox
 }
 
 // Open connects to the database named by rawURL: "sqlite://path/to/file.db"
@@ -75,7 +76,7 @@ func openSQLite(path string) (*DB, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	return &DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectSQLite}, nil
+	return attachOutbox(&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectSQLite})
 }
 
 func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
@@ -89,7 +90,7 @@ func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", redactURL(rawURL), err)
 	}
-	return &DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectPostgres, pgPool: pool}, nil
+	return attachOutbox(&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectPostgres, pgPool: pool})
 }
 
 func gormConfig() *gorm.Config {
@@ -118,6 +119,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the pool.
 func (db *DB) Close() error {
+	db.outbox.notifier.close()
 	err := db.SQL.Close()
 	if db.pgPool != nil {
 		db.pgPool.Close()

@@ -127,5 +127,6 @@ func (s *Server) routes() *gin.Engine {
 	api.DELETE("/apikeys/:id", s.requireAdmin, s.revokeAPIKey)
 
 	s.registerEngineRoutes(r, api)
+	s.registerHookRoutes(api)
 	return r
 }
