@@ -129,10 +129,10 @@ type DownloadOptions struct {
 
 // DownloadResult describes a completed DownloadFile.
 type DownloadResult struct {
-	Path    string
-	Size    int64
-	SHA256  string // hex, computed over the file
-	Resumed bool   // the file was completed from a partial download
+	Path    string `json:"path"`
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`  // hex, computed over the file
+	Resumed bool   `json:"resumed"` // the file was completed from a partial download
 }
 
 // PartialSuffix is appended to a file's name while it downloads.

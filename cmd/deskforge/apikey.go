@@ -44,6 +44,9 @@ func runAPIKeyCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
 		return err
 	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
+	}
 	if *admin == (*project != "") {
 		fmt.Fprint(stderr, "apikey create needs exactly one of --admin or --project PROJECT_ID\n\n")
 		fs.SetOutput(stderr)
@@ -79,6 +82,9 @@ func runAPIKeyList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.Usage = usageFunc(fs, "deskforge apikey list [--project PROJECT_ID] [flags]",
 		"Lists API keys, newest first, with their prefix (the keys themselves are not stored).")
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
+		return err
+	}
+	if err := noArgs(fs, stderr); err != nil {
 		return err
 	}
 	store, closeStore, err := openStoreFromFlags(ctx, cf, stderr)

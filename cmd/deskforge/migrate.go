@@ -20,6 +20,9 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
 		return err
 	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
+	}
 	cfg, err := cf.load(false)
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
@@ -71,6 +74,19 @@ func requireOneArg(fs *flag.FlagSet, stderr io.Writer, what string) error {
 		return nil
 	}
 	fmt.Fprintf(stderr, "%s needs exactly one %s\n\n", fs.Name(), what)
+	fs.SetOutput(stderr)
+	fs.Usage()
+	return errUsage
+}
+
+// noArgs prints the usage and returns errUsage when fs got positional
+// arguments (a command that takes none must not ignore them: "--resizable
+// false" would silently keep the default).
+func noArgs(fs *flag.FlagSet, stderr io.Writer) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	fmt.Fprintf(stderr, "%s takes no arguments, got %q\n\n", fs.Name(), fs.Args())
 	fs.SetOutput(stderr)
 	fs.Usage()
 	return errUsage

@@ -39,11 +39,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
 		return err
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "serve takes no arguments, got %q\n\n", fs.Args())
-		fs.SetOutput(stderr)
-		fs.Usage()
-		return errUsage
+	if err := noArgs(fs, stderr); err != nil {
+		return err
 	}
 	cfg, err := cf.load(*demo)
 	if err != nil {
@@ -210,7 +207,7 @@ func buildForge(ctx context.Context, cfg Config, log *slog.Logger) (workflows.Fo
 // cfg at it (builder repository, webhook secret) and returns it with a forge
 // talking to it.
 func startDemo(ctx context.Context, cfg *Config, log *slog.Logger) (*demoEnv, workflows.Forge, error) {
-	d, err := startDemoSim(ctx, cfg.SimFaults, log)
+	d, err := startDemoSim(ctx, cfg.SimFaults, cfg.demoTiming, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -25,6 +25,9 @@ func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
 		return err
 	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
+	}
 	if !*healthcheck {
 		fmt.Fprintf(stdout, "deskforge %s (%s %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
