@@ -143,6 +143,7 @@ func TestBuildTriggerWaitExitStatus(t *testing.T) {
 			var b client.Build
 			require.NoError(t, json.Unmarshal([]byte(out), &b), out)
 			require.Equal(t, tt.status, b.Status)
+			require.Equal(t, d.url+"/builds/"+b.ID+"/logs", b.BuildLog, "the demo's public URL follows --listen")
 		})
 	}
 }

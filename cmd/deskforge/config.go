@@ -46,6 +46,9 @@ type Config struct {
 	LogFormat               string // "json", "text" or "" (text on a terminal, else json)
 	SimFaults               string
 	Demo                    bool
+	// publicURLFromListener: the public URL is the listener's local URL (a
+	// demo without DESKFORGE_PUBLIC_URL, so that links follow --listen).
+	publicURLFromListener bool
 	// demoTiming paces the demo's simulated runs (zero: about 20 s a
 	// build); tests make it fast.
 	demoTiming ghsim.Timing
@@ -207,6 +210,7 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 			errs = append(errs, s.errorf("%q is not an absolute http(s) URL; use e.g. https://deskforge.example.com", v))
 		}
 		cfg.PublicURL = strings.TrimSuffix(v, "/")
+		cfg.publicURLFromListener = demo && !s.given
 	}
 	if s, v := str("database-url"); s != nil {
 		if demo && !s.given {

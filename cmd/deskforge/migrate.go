@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,7 +28,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	db, err := models.Open(ctx, cfg.DatabaseURL)
+	db, err := openDatabase(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -39,10 +40,20 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
+// openDatabase opens the database at url; an SQLite file that cannot be
+// written says which setting moves it.
+func openDatabase(ctx context.Context, url string) (*models.DB, error) {
+	db, err := models.Open(ctx, url)
+	if errors.Is(err, models.ErrNotWritable) {
+		return nil, fmt.Errorf("%w\nSet DESKFORGE_DATABASE_URL (or --database-url) to a file in a writable directory, e.g. sqlite:///var/lib/deskforge/deskforge.db", err)
+	}
+	return db, err
+}
+
 // openStore opens and migrates the database of an admin command, so that
 // the first command on a fresh database (creating the first key) works.
 func openStore(ctx context.Context, cfg Config, stderr io.Writer) (*models.Store, func(), error) {
-	db, err := models.Open(ctx, cfg.DatabaseURL)
+	db, err := openDatabase(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, nil, err
 	}

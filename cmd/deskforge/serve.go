@@ -53,7 +53,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // with the HTTP listener's address once requests are accepted.
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening func(net.Addr)) error {
 	log := newLogger(cfg, stderr)
-	db, err := models.Open(ctx, cfg.DatabaseURL)
+	db, err := openDatabase(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -83,6 +83,16 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		log.Warn("DESKFORGE_GITHUB_WEBHOOK_SECRET is not set: POST /webhooks/github is off and build status comes from polling GitHub only")
 	}
 
+	// Listening before the engine starts tells the public URL of a demo on
+	// --listen (a port of 0 included).
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (DESKFORGE_LISTEN): %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+	if cfg.publicURLFromListener {
+		cfg.PublicURL = localURL(ln.Addr())
+	}
 	engine := workflows.NewEngine(store, forge, nil, log, workflows.Options{
 		PublicURL:           cfg.PublicURL,
 		BuilderRepo:         cfg.BuilderRepo,
@@ -118,10 +128,6 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		Demo:          cfg.Demo,
 		Log:           log,
 	})
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s (DESKFORGE_LISTEN): %w", cfg.Listen, err)
-	}
 	httpServer := &http.Server{
 		Handler:           api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
