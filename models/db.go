@@ -172,6 +172,9 @@ func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
 	if err := migrateBuildCounts(ctx, db); err != nil {
 		return err
 	}
+	if err := migrateRunIdentity(ctx, db); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -42,6 +42,9 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 	if models.IsTerminal(b.Status) || b.RunConclusion == "" {
 		return nil
 	}
+	if !e.servesBuild(b) {
+		return e.foreignBuild(ctx, b)
+	}
 	repo := e.repoOf(b)
 	completedAt := args.CompletedAt
 	if completedAt.IsZero() {
@@ -54,7 +57,11 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		// The run's event came before (or instead of) its job's: ask GitHub
 		// for the job, and which step failed.
 		jobs, err := e.forge.ListJobs(ctx, repo, *b.RunID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotFound) {
+			// A run without jobs lists none; a 404 means the run is gone.
+			return e.failBuild(ctx, b.ID, runGoneReason(*b.RunID), nil)
+		}
+		if err != nil {
 			return e.forgeJobError(fmt.Errorf("finalize build %s: list jobs: %w", b.ID, err))
 		}
 		if job := pickJob(jobs, b.JobID); job != nil {
@@ -101,6 +108,11 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		switch {
 		case errors.Is(err, ErrNotFound):
 			reason = fmt.Sprintf("workflow succeeded but uploaded no artifact named %s", b.AssetName)
+			if b.RunID != nil {
+				if _, err := e.forge.GetRun(ctx, repo, *b.RunID); errors.Is(err, ErrNotFound) {
+					reason = runGoneReason(*b.RunID) // and its release with it
+				}
+			}
 		case err != nil:
 			return e.forgeJobError(fmt.Errorf("finalize build %s: find artifact: %w", b.ID, err))
 		default:

@@ -64,8 +64,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 	store := models.NewStore(db)
 
 	var (
-		forge workflows.Forge
-		demo  *demoEnv
+		forge     workflows.Forge
+		demo      *demoEnv
+		forgeHost = workflows.ForgeHostOf(cfg.GitHubAPIURL)
 	)
 	if cfg.Demo {
 		demo, forge, err = startDemo(ctx, &cfg, log)
@@ -73,6 +74,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 			return err
 		}
 		defer demo.Close()
+		forgeHost = demo.ForgeHost(cfg.Listen)
 	} else {
 		forge, err = buildForge(ctx, cfg, log)
 		if err != nil {
@@ -95,6 +97,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 	}
 	engine := workflows.NewEngine(store, forge, nil, log, workflows.Options{
 		PublicURL:           cfg.PublicURL,
+		ForgeHost:           forgeHost,
 		BuilderRepo:         cfg.BuilderRepo,
 		BuilderWorkflow:     cfg.BuilderWorkflow,
 		BuilderRef:          cfg.BuilderRef,
