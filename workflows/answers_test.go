@@ -32,7 +32,7 @@ func (tb *testBundle) completeJob(t *testing.T, runID int64, conclusion string, 
 			j.Steps = append(j.Steps, step(2, "Build installer", "completed", stepConclusion, now.Add(-30*time.Second)))
 		}
 	})
-	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: fmt.Sprint("d", runID, conclusion), Event: WebhookEvent{Event: "workflow_job", Job: &job}}, now))
+	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: fmt.Sprint("d", runID, conclusion), Event: WebhookEvent{Event: "workflow_job", Repo: "acme/app", Job: &job}}, now))
 	finals := tb.inserter.take(FinalizeBuildArgs{}.Kind())
 	require.Len(t, finals, 1)
 	return finals[0].(FinalizeBuildArgs)

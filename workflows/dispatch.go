@@ -58,6 +58,9 @@ func (e *Engine) dispatchBuild(ctx context.Context, buildID string, finalAttempt
 	if models.IsTerminal(b.Status) || b.RunID != nil {
 		return nil
 	}
+	if !e.servesBuild(b) {
+		return e.foreignBuild(ctx, b)
+	}
 	target, err := e.dispatchTarget(b)
 	if err != nil {
 		return e.failBuild(ctx, b.ID, ErrorNotConfigured, err.Error(), nil)
@@ -289,7 +292,10 @@ func (e *Engine) recordFoundRun(ctx context.Context, buildID string, run Run) er
 // cancellation was requested meanwhile gets its run cancelled.
 func (e *Engine) recordRunTx(ctx context.Context, tx *gorm.DB, b *models.Build, run Run, now time.Time) error {
 	runID := run.ID
-	fields := map[string]any{"run_id": runID, "run_html_url": run.HTMLURL}
+	if err := e.takeRunIDTx(ctx, tx, *b, runID, now); err != nil {
+		return err
+	}
+	fields := map[string]any{"run_id": runID, "run_html_url": run.HTMLURL, "forge_host": e.opts.ForgeHost}
 	if run.Status != "" {
 		fields["run_status"] = run.Status
 	}

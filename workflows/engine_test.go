@@ -344,7 +344,7 @@ func TestFinalizeWithoutAssetFails(t *testing.T) {
 		j.Status, j.Conclusion, j.RunnerName, j.StartedAt, j.CompletedAt = "completed", "success", "r1", time.Now(), time.Now()
 		tb.forge.logs[j.ID] = sampleLog
 	})
-	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Job: &job}}, tb.clock.Now()))
+	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Repo: "acme/app", Job: &job}}, tb.clock.Now()))
 	require.NoError(t, tb.runFinalize(t))
 	got := tb.build(t, b.ID)
 	require.Equal(t, models.StatusFailed, got.Status)
@@ -360,7 +360,7 @@ func TestFinalizeWaitsForLogThenGivesUp(t *testing.T) {
 	_, job := tb.forge.setRun(runID, func(r *Run, j *Job) {
 		j.Status, j.Conclusion, j.RunnerName, j.StartedAt, j.CompletedAt = "completed", "failure", "r1", tb.clock.Now(), tb.clock.Now()
 	})
-	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Job: &job}}, tb.clock.Now()))
+	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Repo: "acme/app", Job: &job}}, tb.clock.Now()))
 	args := tb.inserter.take(FinalizeBuildArgs{}.Kind())[0].(FinalizeBuildArgs)
 	require.True(t, isSnooze(tb.engine.finalizeBuild(tb.ctx, args)), "404 right after completion: wait")
 	tb.clock.advance(3 * time.Minute)
@@ -572,7 +572,7 @@ func TestArtifactURLByVisibilityAndDraft(t *testing.T) {
 				tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 5, Name: "app-1.2.3-mac-arm64.dmg", Size: 1,
 					BrowserDownloadURL: "https://github.com/acme/app/releases/download/v1.2.3/app-1.2.3-mac-arm64.dmg", Draft: tt.draft}
 			})
-			require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Job: &job}}, tb.clock.Now()))
+			require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Repo: "acme/app", Job: &job}}, tb.clock.Now()))
 			require.NoError(t, tb.runFinalize(t))
 			got := tb.build(t, b.ID)
 			require.Equal(t, models.StatusSuccess, got.Status)

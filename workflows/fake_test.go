@@ -304,7 +304,7 @@ func (tb *testBundle) newBuild(t *testing.T) models.Build {
 	now := tb.clock.Now()
 	b := models.Build{
 		ID: models.NewID("build"), ProjectID: "proj_test", Version: "1.2.3", Platform: "mac", Arch: "arm64",
-		Status: models.StatusQueued, CreatedAt: now, UpdatedAt: now,
+		Status: models.StatusQueued, CreatedAt: now, UpdatedAt: now, ForgeHost: DefaultForgeHost,
 		Repository: "acme/app", Workflow: "deskforge.yml", Ref: "main", Runner: "macos-15",
 		Config: `{"name":"App"}`, AssetName: "app-1.2.3-mac-arm64.dmg",
 	}

@@ -43,6 +43,9 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 	if models.IsTerminal(b.Status) || b.RunConclusion == "" {
 		return nil
 	}
+	if !e.servesBuild(b) {
+		return e.foreignBuild(ctx, b)
+	}
 	repo := e.repoOf(b)
 	completedAt := args.CompletedAt
 	if completedAt.IsZero() {
@@ -57,7 +60,11 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		// may never have started: ask GitHub for the job, and which step
 		// failed.
 		jobs, err := e.forge.ListJobs(ctx, repo, *b.RunID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotFound) {
+			// A run without jobs lists none; a 404 means the run is gone.
+			return e.failBuild(ctx, b.ID, ErrorRunVanished, runGoneReason(*b.RunID), nil)
+		}
+		if err != nil {
 			return e.forgeJobError(fmt.Errorf("finalize build %s: list jobs: %w", b.ID, err))
 		}
 		if job := pickJob(jobs, b.JobID); job != nil {
@@ -135,6 +142,12 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		case errors.Is(err, ErrNotFound):
 			reason = fmt.Sprintf("workflow succeeded but uploaded no artifact named %s", b.AssetName)
 			code = ErrorNoArtifact
+			if b.RunID != nil {
+				if _, err := e.forge.GetRun(ctx, repo, *b.RunID); errors.Is(err, ErrNotFound) {
+					reason = runGoneReason(*b.RunID) // and its release with it
+					code = ErrorRunVanished
+				}
+			}
 		case err != nil:
 			return e.forgeJobError(fmt.Errorf("finalize build %s: find artifact: %w", b.ID, err))
 		default:

@@ -59,6 +59,9 @@ func (e *Engine) pollBuild(ctx context.Context, buildID string) error {
 	if models.IsTerminal(b.Status) {
 		return nil
 	}
+	if !e.servesBuild(b) {
+		return e.foreignBuild(ctx, b)
+	}
 	now := e.clock.Now()
 
 	switch {
@@ -77,7 +80,7 @@ func (e *Engine) pollBuild(ctx context.Context, buildID string) error {
 	repo := e.repoOf(b)
 	run, err := e.forge.GetRun(ctx, repo, *b.RunID)
 	if errors.Is(err, ErrNotFound) {
-		return e.failBuild(ctx, b.ID, ErrorRunVanished, fmt.Sprintf("workflow run %d no longer exists on GitHub", *b.RunID), nil)
+		return e.failBuild(ctx, b.ID, ErrorRunVanished, runGoneReason(*b.RunID), nil)
 	}
 	if err != nil {
 		return e.forgeJobError(fmt.Errorf("poll build %s: %w", b.ID, err))
@@ -86,6 +89,11 @@ func (e *Engine) pollBuild(ctx context.Context, buildID string) error {
 		run.Repo = repo
 	}
 	obs := observation{run: &run}
+	if why := e.observationMismatch(b, obs); why != "" {
+		// The id was given to another run (a restarted simulator): this
+		// build's run is gone.
+		return e.failBuild(ctx, b.ID, ErrorRunVanished, runGoneReason(*b.RunID)+" ("+why+")", nil)
+	}
 	if runStatusRank(run.Status) > 1 || b.Status != models.StatusQueued || b.JobID == nil {
 		jobs, err := e.forge.ListJobs(ctx, repo, *b.RunID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
