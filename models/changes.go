@@ -124,12 +124,13 @@ func notifyTx(ctx context.Context, tx *gorm.DB, buildID, projectID string) error
 }
 
 // listen holds a PostgreSQL connection LISTENing to changesChannel and
-// publishes what arrives, reconnecting after a failure. After a reconnect
-// every subscriber is woken: changes made while it was down were missed.
+// publishes what arrives, reconnecting after a failure. Once listening, it
+// wakes every subscriber: changes committed before (while it connected or
+// was down) sent no notification it could receive.
 func (f *ChangeFeed) listen(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	for attempt := 0; ctx.Err() == nil; attempt++ {
-		err := f.listenOnce(ctx, attempt > 0)
+		err := f.listenOnce(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -145,7 +146,7 @@ func (f *ChangeFeed) listen(ctx context.Context, done chan struct{}) {
 	}
 }
 
-func (f *ChangeFeed) listenOnce(ctx context.Context, reconnected bool) error {
+func (f *ChangeFeed) listenOnce(ctx context.Context) error {
 	conn, err := f.connect(ctx)
 	if err != nil {
 		return err
@@ -154,9 +155,7 @@ func (f *ChangeFeed) listenOnce(ctx context.Context, reconnected bool) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+changesChannel); err != nil {
 		return err
 	}
-	if reconnected {
-		f.wakeAll()
-	}
+	f.wakeAll()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
