@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/glebarez/sqlite"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/riverqueue/river/riverdriver"
@@ -36,25 +35,7 @@ type DB struct {
 	SQL     *sql.DB
 	Dialect string
 	pgPool  *pgxpool.Pool
-	changes *ChangeFeed
-}
-
-// Changes returns the feed of build changes (see ChangeFeed).
-func (db *DB) Changes() *ChangeFeed { return db.changes }
-
-// withChanges attaches a ChangeFeed to db.
-func (db *DB) withChanges() (*DB, error) {
-	var connect func(ctx context.Context) (*pgx.Conn, error)
-	if db.pgPool != nil {
-		cfg := db.pgPool.Config().ConnConfig
-		connect = func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cfg.Copy()) }
-	}
-	db.changes = newChangeFeed(db.Dialect, connect)
-	if err := db.Gorm.Use(db.changes); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("register the build change feed: %w", err)
-	}
-	return db, nil
+	outbox  *Outbox
 }
 
 // Open connects to the database named by rawURL: "sqlite://path/to/file.db"
@@ -95,7 +76,7 @@ func openSQLite(path string) (*DB, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	return (&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectSQLite}).withChanges()
+	return attachOutbox(&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectSQLite})
 }
 
 func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
@@ -109,7 +90,7 @@ func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", redactURL(rawURL), err)
 	}
-	return (&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectPostgres, pgPool: pool}).withChanges()
+	return attachOutbox(&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectPostgres, pgPool: pool})
 }
 
 func gormConfig() *gorm.Config {
@@ -138,9 +119,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the pool.
 func (db *DB) Close() error {
-	if db.changes != nil {
-		db.changes.close()
-	}
+	db.outbox.notifier.close()
 	err := db.SQL.Close()
 	if db.pgPool != nil {
 		db.pgPool.Close()

@@ -202,5 +202,6 @@ type Setting struct {
 
 // All lists every model, in migration order.
 func All() []any {
-	return []any{&Project{}, &APIKey{}, &Build{}, &BuildLogEntry{}, &BuildTransition{}, &IdempotencyKey{}, &WebhookDelivery{}, &Setting{}}
+	return []any{&Project{}, &APIKey{}, &Build{}, &BuildLogEntry{}, &BuildTransition{}, &IdempotencyKey{}, &WebhookDelivery{}, &Setting{},
+		&Event{}, &Webhook{}, &EventDelivery{}}
 }

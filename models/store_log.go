@@ -17,7 +17,7 @@ type LogLine struct {
 }
 
 // AppendLogTx appends lines to a build's log inside tx, numbering them after
-// the build's last entry, and tells the database's ChangeFeed. It locks the build row (UPDATE) so concurrent
+// the build's last entry, and wakes the build's event streams. It locks the build row (UPDATE) so concurrent
 // appenders never reuse a sequence number.
 func AppendLogTx(ctx context.Context, tx *gorm.DB, buildID string, lines ...LogLine) error {
 	if len(lines) == 0 {
@@ -52,15 +52,21 @@ func AppendLogTx(ctx context.Context, tx *gorm.DB, buildID string, lines ...LogL
 	}
 	// Every change of a build (status, step, progress) appends to its log:
 	// this is where event streams learn of it.
-	return notifyTx(ctx, tx, buildID, row.ProjectID)
+	return notifyBuildChangeTx(ctx, tx, buildID, row.ProjectID)
 }
 
-// RecordTransitionTx stores a status change of a build and appends it to the
-// build's log as an orchestrator entry with the given level and message.
+// RecordTransitionTx stores a status change of a build, appends it to the
+// build's log as an orchestrator entry with the given level and message, and
+// records its event (build.queued, build.started, …; see RecordEventTx).
+// Every status change goes through it: a new build (from "") and
+// TransitionBuildTx.
 func RecordTransitionTx(ctx context.Context, tx *gorm.DB, buildID, from, to, reason string, at time.Time, level, message string) error {
 	t := BuildTransition{BuildID: buildID, FromStatus: from, ToStatus: to, Reason: reason, At: at.UTC()}
 	if err := tx.WithContext(ctx).Create(&t).Error; err != nil {
 		return fmt.Errorf("record transition of build %s to %s: %w", buildID, to, err)
 	}
-	return AppendLogTx(ctx, tx, buildID, LogLine{Timestamp: at, Level: level, Message: message})
+	if err := AppendLogTx(ctx, tx, buildID, LogLine{Timestamp: at, Level: level, Message: message}); err != nil {
+		return err
+	}
+	return recordBuildEventTx(ctx, tx, buildID, to)
 }

@@ -46,7 +46,7 @@ type Options struct {
 	// A key revoked through another process stops working within it.
 	KeyCacheTTL time.Duration
 	// Changes wakes event streams (default: the store's database's feed).
-	Changes ChangeFeed
+	Changes Subscriber
 	// EventHeartbeat is the interval of event streams' heartbeat comments
 	// (default DefaultEventHeartbeat); EventWriteTimeout disconnects a
 	// client that does not take events (default DefaultEventWriteTimeout).

@@ -58,17 +58,21 @@ const eventTokenSetting = "events.token_secret"
 // logEventChunk bounds the log entries read per query.
 const logEventChunk = 500
 
-// ChangeFeed wakes event streams when a build (or a build of a project) may
-// have changed; models.ChangeFeed implements it. A channel receives at least
-// one value after each change that follows the subscription.
-type ChangeFeed interface {
-	SubscribeBuild(id string) (<-chan struct{}, func())
-	SubscribeProject(id string) (<-chan struct{}, func())
+// Subscriber wakes event streams when a build (or a build of a project)
+// may have changed; models.Outbox implements it. The channel receives at
+// least one value after each change committed after the subscription.
+type Subscriber interface {
+	Subscribe(f models.EventFilter) (<-chan struct{}, func())
 }
+
+// projectLookback is how far back a project stream re-reads events: on
+// PostgreSQL, transactions about different builds may commit out of event
+// id order (models.ListEvents).
+const projectLookback = 5 * time.Second
 
 // eventStreams holds the event streams' settings and the token secret.
 type eventStreams struct {
-	changes      ChangeFeed
+	changes      Subscriber
 	heartbeat    time.Duration
 	writeTimeout time.Duration
 
@@ -79,7 +83,7 @@ type eventStreams struct {
 func newEventStreams(opts Options) *eventStreams {
 	changes := opts.Changes
 	if changes == nil && opts.Store != nil {
-		changes = opts.Store.DB().Changes()
+		changes = opts.Store.DB().Outbox()
 	}
 	return &eventStreams{
 		changes:      changes,
@@ -285,7 +289,7 @@ func (s *Server) buildEvents(c *gin.Context) {
 		return
 	}
 	// Subscribe before the first read: no change can fall between them.
-	wake, stop := s.events.changes.SubscribeBuild(id)
+	wake, stop := s.events.changes.Subscribe(models.EventFilter{BuildID: id})
 	defer stop()
 	b, err := s.store.GetBuildSummary(ctx, id)
 	if err == nil && !canSeeProject(c, b.ProjectID) {
@@ -379,29 +383,27 @@ func (s *Server) sendBuildUpdates(ctx context.Context, w *sseWriter, b models.Bu
 func (s *Server) projectEvents(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.Param("id")
-	after, err := lastEventID(c)
-	if err != nil {
-		s.renderError(c, err)
+	after := cmp.Or(c.GetHeader("Last-Event-ID"), c.Query("lastEventId"))
+	if after != "" && !strings.HasPrefix(after, "evt_") {
+		s.renderError(c, invalid("Last-Event-ID", "Last-Event-ID must be the id of an event of this stream (evt_…)"))
 		return
 	}
-	wake, stop := s.events.changes.SubscribeProject(id)
+	wake, stop := s.events.changes.Subscribe(models.EventFilter{ProjectID: id})
 	defer stop()
 	if err := s.requireProjectForCaller(c, id); err != nil {
 		s.renderError(c, err)
 		return
 	}
-	if after == 0 && c.GetHeader("Last-Event-ID") == "" && c.Query("lastEventId") == "" {
-		if after, err = s.store.LastTransitionID(ctx); err != nil {
-			s.renderError(c, err)
-			return
-		}
+	if after == "" {
+		after = models.EventCursorAt(time.Now())
 	}
+	st := projectStream{last: after, floor: after, seen: map[string]time.Time{}}
 	w := startSSE(c, s.events.writeTimeout)
 	heartbeat := time.NewTicker(s.events.heartbeat)
 	defer heartbeat.Stop()
 	for {
-		var err error
-		if after, err = s.sendProjectUpdates(ctx, w, id, after); err == nil {
+		err := s.sendProjectUpdates(ctx, w, id, &st)
+		if err == nil {
 			err = w.flush()
 		}
 		if err != nil {
@@ -421,37 +423,44 @@ func (s *Server) projectEvents(c *gin.Context) {
 	}
 }
 
-// sendProjectUpdates sends a status event for each build of the project
-// that changed status after transition `after`: one per build (its current
-// JSON), identified by its latest transition. It returns the new cursor.
-func (s *Server) sendProjectUpdates(ctx context.Context, w *sseWriter, projectID string, after int64) (int64, error) {
+// projectStream is what a project's stream has sent: the last event id,
+// the ids sent lately (within twice projectLookback), and the floor below
+// which nothing is sent (where the client started or resumed).
+type projectStream struct {
+	last  string
+	floor string
+	seen  map[string]time.Time
+}
+
+// sendProjectUpdates sends a status event (the event's build JSON, the
+// event id as SSE id) for each build event of the project not sent yet,
+// re-reading projectLookback back for events that committed late.
+func (s *Server) sendProjectUpdates(ctx context.Context, w *sseWriter, projectID string, st *projectStream) error {
+	now := time.Now()
+	after := min(st.last, models.EventCursorAt(now.Add(-projectLookback)))
+	for sent, at := range st.seen {
+		if now.Sub(at) > 2*projectLookback {
+			delete(st.seen, sent)
+		}
+	}
 	for {
-		ts, err := s.store.ProjectTransitionsAfter(ctx, projectID, after, logEventChunk)
+		evs, err := s.store.ListEvents(ctx, models.EventFilter{ProjectID: projectID}, after, logEventChunk)
 		if err != nil {
-			return after, err
+			return err
 		}
-		if len(ts) == 0 {
-			return after, nil
-		}
-		latest := map[string]int64{}
-		for _, t := range ts {
-			latest[t.BuildID] = t.ID
-		}
-		for _, t := range ts {
-			if latest[t.BuildID] != t.ID {
+		for _, ev := range evs {
+			after = ev.ID
+			if _, dup := st.seen[ev.ID]; dup || ev.ResourceKind != models.ResourceBuild || ev.ID <= st.floor {
 				continue
 			}
-			b, err := s.store.GetBuildSummary(ctx, t.BuildID)
-			if err != nil {
-				return after, err
+			if err := w.event(ev.ID, "status", json.RawMessage(ev.Data)); err != nil {
+				return err
 			}
-			if err := w.event(strconv.FormatInt(t.ID, 10), "status", s.buildJSON(b)); err != nil {
-				return after, err
-			}
+			st.seen[ev.ID] = now
+			st.last = max(st.last, ev.ID)
 		}
-		after = ts[len(ts)-1].ID
-		if err := w.flush(); err != nil {
-			return after, err
+		if len(evs) < logEventChunk {
+			return nil
 		}
 	}
 }

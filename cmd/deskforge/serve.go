@@ -64,6 +64,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 	if err := db.Migrate(ctx, log); err != nil {
 		return err
 	}
+	db.Outbox().SetRenderer(server.EventRenderer(cfg.PublicURL))
 	store := models.NewStore(db)
 
 	var (
