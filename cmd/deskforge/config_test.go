@@ -44,6 +44,8 @@ func TestConfigDefaults(t *testing.T) {
 		LogWaitTimeout:      2 * time.Minute,
 		NoRunTimeout:        10 * time.Minute,
 		DispatchesPerMinute: 60,
+		StepPollInterval:    8 * time.Second,
+		StepPollsPerMinute:  300,
 		DownloadMode:        "redirect",
 		LogLevel:            slog.LevelInfo,
 	}, cfg)
