@@ -33,7 +33,7 @@ import (
 // lists for the operations the engine calls (success answers are served
 // by the handlers themselves).
 var documentedStatuses = map[string][]int{
-	"GET /repos/{owner}/{repo}":                                             {http.StatusMovedPermanently, http.StatusForbidden, http.StatusNotFound},
+	"GET /repos/{owner}/{repo}": {http.StatusMovedPermanently, http.StatusForbidden, http.StatusNotFound},
 	"POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches": {http.StatusNotFound, http.StatusUnprocessableEntity},
 	"GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs":        {http.StatusNotFound},
 	"GET /repos/{owner}/{repo}/actions/runs/{run_id}":                       {http.StatusNotFound},
