@@ -216,9 +216,18 @@ func TestInvariantUnderGitHubAnswers(t *testing.T) {
 		t.Skip("many builds under random GitHub answers: skipped in -short mode")
 	}
 	t.Parallel()
+	for _, seed := range []int64{8, 21} {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			t.Parallel()
+			checkInvariantUnderGitHubAnswers(t, seed)
+		})
+	}
+}
+
+func checkInvariantUnderGitHubAnswers(t *testing.T, seed int64) {
 	cfg := config{
 		webhooks: true,
-		faults: ghsim.Faults{Chaos: 0.2, HangFor: 300 * time.Millisecond, Drop: 0.2, Duplicate: 0.1, Reorder: 0.3, Seed: 8},
+		faults:   ghsim.Faults{Chaos: 0.2, HangFor: 300 * time.Millisecond, Drop: 0.2, Duplicate: 0.1, Reorder: 0.3, Seed: seed},
 		noRun:    8 * time.Second, maxQueue: 8 * time.Second, maxBuild: 20 * time.Second, logWait: 3 * time.Second,
 		secondaryWait: time.Second, maxSecondaryWait: 2 * time.Second,
 		scenario: append([]ghsim.Rule{{Prerelease: "wait", Outcome: ghsim.OutcomeHangQueued}}, ghsim.DefaultRules()...),
