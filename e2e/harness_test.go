@@ -216,7 +216,7 @@ func (h *harness) start() {
 		HTTPClient:            h.simSrv.Client(),
 		WritesPerMinute:       600000,
 		WriteBurst:            10000,
-		WritesPerHour:         1000000,
+		WritesPerHour:         100_000_000, // the simulator has no hourly budget unless told
 		SecondaryLimitWait:    h.cfg.secondaryWait,
 		MaxSecondaryLimitWait: h.cfg.maxSecondaryWait,
 		Logger:                testLogger(),
