@@ -9,8 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -448,4 +451,189 @@ func testServerOptions(logs io.Writer) server.Options {
 		so.Log = slog.New(slog.NewJSONHandler(logs, nil))
 	}
 	return so
+}
+
+// rawRequest writes head on a fresh TCP connection (no body follows) and
+// reads the status line and headers of the answer.
+func rawRequest(t *testing.T, base, head string) *http.Response {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	_, err = io.WriteString(conn, head)
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(60*time.Second)))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err, "an answer before the body was sent")
+	return resp
+}
+
+// TestWebhookRefusedBeforeTheBody: what can be refused from the headers is
+// refused before a byte of the body is read (these requests never send
+// theirs), and the bytes in flight across deliveries are capped.
+func TestWebhookRefusedBeforeTheBody(t *testing.T) {
+	t.Parallel()
+	so := testServerOptions(nil)
+	so.WebhookSecret = []byte(testWebhookSecret)
+	so.WebhookReadTimeout = time.Minute // the first request below holds its reservation
+	so.WebhookBytesInFlight = 1         // raised to the minimum, server.MaxWebhookBytes
+	b := startAPI(t, models.DialectSQLite, nil, workflows.Options{}, so)
+	sig := "X-Hub-Signature-256: sha256=" + strings.Repeat("ab", 32) + "\r\n"
+	head := func(headers string, length int) string {
+		return fmt.Sprintf("POST /webhooks/github HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n", headers, length)
+	}
+	tests := []struct {
+		name, head string
+		status     int
+	}{
+		{"NoSignature", head("X-GitHub-Event: workflow_job\r\nX-GitHub-Delivery: d1\r\n", 10<<20), http.StatusUnauthorized},
+		{"MalformedSignature", head("X-GitHub-Event: workflow_job\r\nX-GitHub-Delivery: d2\r\nX-Hub-Signature-256: sha256=zz\r\n", 10<<20), http.StatusUnauthorized},
+		{"SHA1Signature", head("X-GitHub-Event: workflow_job\r\nX-GitHub-Delivery: d3\r\nX-Hub-Signature-256: sha1="+strings.Repeat("0", 40)+"\r\n", 10<<20), http.StatusUnauthorized},
+		{"NoDelivery", head("X-GitHub-Event: workflow_job\r\n"+sig, 10<<20), http.StatusBadRequest},
+		{"TooLarge", head("X-GitHub-Event: workflow_job\r\nX-GitHub-Delivery: d4\r\n"+sig, server.MaxWebhookBytes+1), http.StatusRequestEntityTooLarge},
+	}
+	for _, tt := range tests {
+		resp := rawRequest(t, b.url, tt.head)
+		require.Equal(t, tt.status, resp.StatusCode, tt.name)
+	}
+
+	// 20 MiB declared and not sent holds 20 of the 25 MiB budget (the
+	// minimum: one delivery of the largest size), so 10 MiB more is refused
+	// (once the server has read the first request's headers).
+	conn, err := net.Dial("tcp", strings.TrimPrefix(b.url, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = io.WriteString(conn, head("X-GitHub-Event: workflow_job\r\nX-GitHub-Delivery: d5\r\n"+sig, 20<<20))
+	require.NoError(t, err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, err := http.NewRequest(http.MethodPost, b.url+"/webhooks/github", io.LimitReader(zeroes{}, 10<<20))
+		require.NoError(t, err)
+		req.ContentLength = 10 << 20
+		req.Header.Set("X-GitHub-Event", "workflow_job")
+		req.Header.Set("X-GitHub-Delivery", guid())
+		req.Header.Set("X-Hub-Signature-256", "sha256="+strings.Repeat("ab", 32))
+		resp, err := b.client.Do(req)
+		if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+			require.NotEmpty(t, resp.Header.Get("Retry-After"))
+			var body struct{ Error struct{ Code string } }
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+			resp.Body.Close()
+			require.Equal(t, "unavailable", body.Error.Code)
+			break
+		}
+		if err == nil {
+			require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "read (the budget was still free) and refused")
+			resp.Body.Close()
+		}
+		require.True(t, time.Now().Before(deadline), "a delivery past the in-flight budget answers 503")
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// zeroes is an endless reader of 'a' bytes that allocates nothing.
+type zeroes struct{}
+
+func (zeroes) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'a'
+	}
+	return len(p), nil
+}
+
+// TestWebhookFloodKeepsMemoryBounded: 16 clients keep posting deliveries
+// of 16 MiB with well-formed but wrong signatures (the HMAC can only be
+// checked on the whole body) until theirs is read. Before, each body was buffered whole at once: 16
+// connections took RSS from 40 to 711 MiB. Now the bytes in flight are
+// capped (25 MiB here), so the heap grows by a bounded amount and the
+// deliveries past the cap answer 503.
+//
+// Not parallel: it measures the process's heap, so nothing else may run.
+func TestWebhookFloodKeepsMemoryBounded(t *testing.T) {
+	const (
+		clients = 16
+		bodyLen = 16 << 20
+		bound   = 96 << 20 // generous: the cap, garbage not yet collected, the test itself
+	)
+	srv := server.New(server.Options{Engine: recordingEngine{}, WebhookSecret: []byte(testWebhookSecret), WebhookBytesInFlight: 1})
+	ts := httptest.NewUnstartedServer(nil)
+	ts.Config = srv.HTTPServer()
+	ts.Start()
+	defer ts.Close()
+
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var peak atomic.Uint64
+	stop, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				if m.HeapInuse > peak.Load() {
+					peak.Store(m.HeapInuse)
+				}
+			}
+		}
+	}()
+
+	var (
+		mu       sync.Mutex
+		statuses = map[int]int{}
+		cut      int // connections the server closed while the client was sending
+		wg       sync.WaitGroup
+	)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Like a determined attacker, try again until the body is read.
+			for range 200 {
+				req, err := http.NewRequest(http.MethodPost, ts.URL+"/webhooks/github", io.LimitReader(zeroes{}, bodyLen))
+				if err != nil {
+					panic(err)
+				}
+				req.ContentLength = bodyLen
+				req.Header.Set("X-GitHub-Event", "workflow_job")
+				req.Header.Set("X-GitHub-Delivery", guid())
+				req.Header.Set("X-Hub-Signature-256", "sha256="+strings.Repeat("0", 64))
+				resp, err := ts.Client().Do(req)
+				status := 0
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					status = resp.StatusCode
+				}
+				mu.Lock()
+				if err != nil {
+					cut++
+				} else {
+					statuses[status]++
+				}
+				mu.Unlock()
+				if status == http.StatusUnauthorized {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+
+	t.Logf("statuses %v, cut %d; heap in use %d MiB before, peak %d MiB", statuses, cut, before.HeapInuse>>20, peak.Load()>>20)
+	for status := range statuses {
+		require.Contains(t, []int{http.StatusUnauthorized, http.StatusServiceUnavailable}, status)
+	}
+	require.Equal(t, clients, statuses[http.StatusUnauthorized], "every client's delivery was read in the end and refused for its signature")
+	require.Positive(t, statuses[http.StatusServiceUnavailable]+cut, "some deliveries were refused for the in-flight cap")
+	require.Less(t, peak.Load()-min(peak.Load(), before.HeapInuse), uint64(bound), "heap growth during the flood")
 }
