@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,8 +29,6 @@ const timeFormat = "2006-01-02T15:04:05Z"
 
 // statuses a build may have, for the status filter.
 var statuses = []string{models.StatusQueued, models.StatusBuilding, models.StatusSuccess, models.StatusFailed, models.StatusCancelled}
-
-var buildIDRe = regexp.MustCompile(`^build_[0-9a-z]{26}$`)
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
 
@@ -275,7 +272,7 @@ func buildFilterFromQuery(c *gin.Context, projectID string) (models.BuildFilter,
 		return f, err
 	}
 	f.Limit = limit
-	if f.Cursor != "" && !buildIDRe.MatchString(f.Cursor) {
+	if f.Cursor != "" && !models.IsID("build", f.Cursor) {
 		return f, invalid("cursor", "cursor must be the nextCursor of a previous page")
 	}
 	if f.Status != "" && !slices.Contains(statuses, f.Status) {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -144,12 +143,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		Demo:          cfg.Demo,
 		Log:           log,
 	})
-	httpServer := &http.Server{
-		Handler:           api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	httpServer := api.HTTPServer()
+	httpServer.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
 	log.Info("DeskForge is serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL,
