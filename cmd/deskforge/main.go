@@ -23,6 +23,7 @@ func commands() map[string]command {
 		"migrate":  {"bring the database schema up to date", runMigrate},
 		"project":  {"create, list and show projects", runProject},
 		"apikey":   {"create, list and revoke API keys", runAPIKey},
+		"webhook":  {"create, list and inspect outbound webhooks", runWebhook},
 		"template": {"list, show and install workflow templates", runTemplate},
 		"logs":     {"parse a raw GitHub Actions job log", runLogs},
 		"version":  {"print the version", runVersion},
