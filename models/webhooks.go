@@ -71,6 +71,11 @@ type EventDelivery struct {
 	CreatedAt     time.Time
 }
 
+// WebhookQueue is the River queue of delivery jobs: a queue of their own,
+// so that slow receivers (up to 10 s an attempt) never hold the workers
+// the build engine needs.
+const WebhookQueue = "webhooks"
+
 // MaxDeliveryAttempts bounds the River attempts of a delivery job; the
 // delivery worker gives up earlier, when its retry schedule ends.
 const MaxDeliveryAttempts = 25
@@ -173,7 +178,7 @@ func (o *Outbox) insertDeliveryJobsTx(ctx context.Context, tx *gorm.DB, deliveri
 	for i, d := range deliveries {
 		params[i] = river.InsertManyParams{
 			Args:       DeliverWebhookArgs{DeliveryID: d.ID},
-			InsertOpts: &river.InsertOpts{MaxAttempts: MaxDeliveryAttempts},
+			InsertOpts: &river.InsertOpts{MaxAttempts: MaxDeliveryAttempts, Queue: WebhookQueue},
 		}
 	}
 	if _, err := jobs.InsertManyTx(ctx, SQLTx(tx), params); err != nil {
