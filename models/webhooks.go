@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 	"gorm.io/gorm"
 )
 
@@ -91,7 +90,7 @@ func (DeliverWebhookArgs) Kind() string { return "deliver_webhook" }
 
 // jobInserter inserts River jobs inside a transaction; *river.Client is one.
 type jobInserter interface {
-	InsertManyTx(ctx context.Context, tx *sql.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+	InsertManyFastTx(ctx context.Context, tx *sql.Tx, params []river.InsertManyParams) (int, error)
 }
 
 // inserter returns the River client that inserts delivery jobs: an
@@ -181,7 +180,9 @@ func (o *Outbox) insertDeliveryJobsTx(ctx context.Context, tx *gorm.DB, deliveri
 			InsertOpts: &river.InsertOpts{MaxAttempts: MaxDeliveryAttempts, Queue: WebhookQueue},
 		}
 	}
-	if _, err := jobs.InsertManyTx(ctx, SQLTx(tx), params); err != nil {
+	// The fast path: one multi-row insert, no per-job results (COPY on
+	// PostgreSQL).
+	if _, err := jobs.InsertManyFastTx(ctx, SQLTx(tx), params); err != nil {
 		return fmt.Errorf("insert webhook delivery jobs: %w", err)
 	}
 	return nil
