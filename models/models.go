@@ -126,7 +126,11 @@ type Build struct {
 	JobID           *int64
 	RunnerName      string `gorm:"size:200"`
 	FailureReason   string `gorm:"type:text"`
-	LogsFetched     bool
+	// ErrorCode and ErrorStep classify a failure (the API's error.code and
+	// error.step); FailureReason is its message.
+	ErrorCode   string `gorm:"size:40"`
+	ErrorStep   string `gorm:"size:255"`
+	LogsFetched bool
 	// DispatchAcceptedAt is when GitHub accepted the dispatch (DispatchedAt
 	// is when it was first attempted): after it, never dispatch again.
 	DispatchAcceptedAt *time.Time
@@ -137,6 +141,11 @@ type Build struct {
 	// StepLogMark remembers which job step events were logged: 2*step
 	// number, +1 once the step finished.
 	StepLogMark int `gorm:"not null;default:0"`
+	// ProgressStep of ProgressSteps is the job step running (or the last
+	// one started), by position, named ProgressName; 0 of 0 while unknown.
+	ProgressStep  int    `gorm:"not null;default:0"`
+	ProgressSteps int    `gorm:"not null;default:0"`
+	ProgressName  string `gorm:"size:255;not null;default:''"`
 
 	// Artifact, once resolved.
 	ArtifactAssetID     *int64

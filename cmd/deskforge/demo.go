@@ -41,15 +41,16 @@ type demoEnv struct {
 
 // startDemoSim starts the GitHub simulator on a loopback port, with the builder
 // repository holding the embedded templates, and its runner advancing runs in
-// real time (about 20 s per build). faults is DESKFORGE_SIM_FAULTS.
-func startDemoSim(ctx context.Context, faults string, log *slog.Logger) (*demoEnv, error) {
+// real time (about 20 s per build, unless timing says otherwise). faults is
+// DESKFORGE_SIM_FAULTS.
+func startDemoSim(ctx context.Context, faults string, timing ghsim.Timing, log *slog.Logger) (*demoEnv, error) {
 	f, err := ghsim.ParseFaults(faults)
 	if err != nil {
 		return nil, fmt.Errorf("DESKFORGE_SIM_FAULTS: %w", err)
 	}
 	// Run ids from the clock: the demo database keeps the builds of earlier
 	// demo runs, whose run ids this simulator must never hand out again.
-	sim := ghsim.New(ghsim.Options{Faults: f, Tokens: []string{demoToken}, Logger: log, IDsFromClock: true})
+	sim := ghsim.New(ghsim.Options{Faults: f, Timing: timing, Tokens: []string{demoToken}, Logger: log, IDsFromClock: true})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("demo: listen for the GitHub simulator: %w", err)
