@@ -4,13 +4,14 @@
 //     with 0 and with 5 subscribed endpoints (the event row, the lookup of
 //     endpoints, 5 delivery rows and 5 River jobs), in alternating batches
 //     of the same run;
+//
 //   - fan-out: N build events × 5 endpoints delivered by the River workers of
 //     one process (the webhook queue as serve configures it) to local
 //     receivers answering 204: deliveries per second and the CPU time this
 //     process used per delivery (the database's CPU is not in it).
 //
-//	go run ./bench/hooks                       # SQLite only
-//	go run ./bench/hooks -postgres postgres://postgres@127.0.0.1:5432/deskforge_test
+//     go run ./bench/hooks                       # SQLite only
+//     go run ./bench/hooks -postgres postgres://postgres@127.0.0.1:5432/deskforge_test
 //
 // The PostgreSQL run works in a schema of its own, dropped at the end.
 package main
