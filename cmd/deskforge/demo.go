@@ -225,6 +225,16 @@ func demoBanner(serverURL, simURL, projectID, key string) string {
    curl -s -L -o app.dmg %[1]s/builds/BUILD_ID/download -H "Authorization: Bearer $DESKFORGE_KEY"
 
  A version with a "-fail" pre-release (e.g. 1.0.0-fail) shows a failing build.
+
+ Outbound webhooks (private addresses are allowed in the demo): start a local
+ receiver on port 9000 (any HTTP server answering 2xx to POST; verify with a
+ Standard Webhooks library), subscribe it, trigger a build, and list the signed
+ deliveries (build.queued, build.started, build.succeeded):
+   curl -s -X POST %[1]s/webhooks -H "Authorization: Bearer $DESKFORGE_KEY" \
+     -H "Content-Type: application/json" \
+     -d '{"url": "http://127.0.0.1:9000/hook", "events": ["build.*"]}'
+   curl -s %[1]s/webhooks/WEBHOOK_ID/deliveries -H "Authorization: Bearer $DESKFORGE_KEY"
+ The answer to the first call holds the signing secret (whsec_…), shown once.
 ================================================================================
 `, serverURL, simURL, projectID, key)
 }
