@@ -372,7 +372,7 @@ func TestBuildLiveViewOnATerminal(t *testing.T) {
 		clearLine+"⠋ build_x · building · step 3/6 Build installer · 1m12s"+
 			clearLine+"2026-01-01T10:00:00Z [info] Step started: Build installer\n"+
 			clearLine+"⠋ build_x · building · step 3/6 Build installer · 1m12s"+
-			"\n"+"✓ build_x · success · mac/arm64 · 1.0.0 · in 1m20s\n",
+			clearLine+"✓ build_x · success · mac/arm64 · 1.0.0 · in 1m20s\n",
 		out.String())
 }
 
