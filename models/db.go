@@ -35,6 +35,7 @@ type DB struct {
 	SQL     *sql.DB
 	Dialect string
 	pgPool  *pgxpool.Pool
+	outbox  *Outbox
 }
 
 // Open connects to the database named by rawURL: "sqlite://path/to/file.db"
@@ -78,7 +79,7 @@ func openSQLite(path string) (*DB, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	return &DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectSQLite}, nil
+	return attachOutbox(&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectSQLite})
 }
 
 // ErrNotWritable means the SQLite database cannot be written where it is
@@ -116,7 +117,7 @@ func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", redactURL(rawURL), err)
 	}
-	return &DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectPostgres, pgPool: pool}, nil
+	return attachOutbox(&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectPostgres, pgPool: pool})
 }
 
 func gormConfig() *gorm.Config {
@@ -145,6 +146,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the pool.
 func (db *DB) Close() error {
+	db.outbox.notifier.close()
 	err := db.SQL.Close()
 	if db.pgPool != nil {
 		db.pgPool.Close()

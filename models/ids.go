@@ -22,3 +22,14 @@ func NewID(prefix string) string {
 	idMu.Unlock()
 	return prefix + "_" + strings.ToLower(id.String())
 }
+
+// IDAt returns the smallest id of prefix created in t's millisecond (a ULID
+// with zero entropy): every id created at t or later sorts above it, every
+// id created before t below it.
+func IDAt(prefix string, t time.Time) string {
+	var id ulid.ULID
+	if err := id.SetTime(ulid.Timestamp(t)); err != nil {
+		return prefix + "_"
+	}
+	return prefix + "_" + strings.ToLower(id.String())
+}

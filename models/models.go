@@ -126,7 +126,11 @@ type Build struct {
 	JobID           *int64
 	RunnerName      string `gorm:"size:200"`
 	FailureReason   string `gorm:"type:text"`
-	LogsFetched     bool
+	// ErrorCode and ErrorStep classify a failure (the API's error.code and
+	// error.step); FailureReason is its message.
+	ErrorCode   string `gorm:"size:40"`
+	ErrorStep   string `gorm:"size:255"`
+	LogsFetched bool
 	// DispatchAcceptedAt is when GitHub accepted the dispatch (DispatchedAt
 	// is when it was first attempted): after it, never dispatch again.
 	DispatchAcceptedAt *time.Time
@@ -206,5 +210,6 @@ type Setting struct {
 
 // All lists every model, in migration order.
 func All() []any {
-	return []any{&Project{}, &APIKey{}, &Build{}, &BuildLogEntry{}, &BuildTransition{}, &IdempotencyKey{}, &WebhookDelivery{}, &Setting{}}
+	return []any{&Project{}, &APIKey{}, &Build{}, &BuildLogEntry{}, &BuildTransition{}, &IdempotencyKey{}, &WebhookDelivery{}, &Setting{},
+		&Event{}, &Webhook{}, &EventDelivery{}}
 }

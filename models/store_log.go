@@ -50,12 +50,18 @@ func AppendLogTx(ctx context.Context, tx *gorm.DB, buildID string, lines ...LogL
 	return nil
 }
 
-// RecordTransitionTx stores a status change of a build and appends it to the
-// build's log as an orchestrator entry with the given level and message.
+// RecordTransitionTx stores a status change of a build, appends it to the
+// build's log as an orchestrator entry with the given level and message, and
+// records its event (build.queued, build.started, …; see RecordEventTx).
+// Every status change goes through it: a new build (from "") and
+// TransitionBuildTx.
 func RecordTransitionTx(ctx context.Context, tx *gorm.DB, buildID, from, to, reason string, at time.Time, level, message string) error {
 	t := BuildTransition{BuildID: buildID, FromStatus: from, ToStatus: to, Reason: reason, At: at.UTC()}
 	if err := tx.WithContext(ctx).Create(&t).Error; err != nil {
 		return fmt.Errorf("record transition of build %s to %s: %w", buildID, to, err)
 	}
-	return AppendLogTx(ctx, tx, buildID, LogLine{Timestamp: at, Level: level, Message: message})
+	if err := AppendLogTx(ctx, tx, buildID, LogLine{Timestamp: at, Level: level, Message: message}); err != nil {
+		return err
+	}
+	return recordBuildEventTx(ctx, tx, buildID, to)
 }

@@ -129,6 +129,7 @@ func (s *Server) routes() *gin.Engine {
 	api.DELETE("/apikeys/:id", s.requireAdmin, s.revokeAPIKey)
 
 	s.registerEngineRoutes(r, api)
+	s.registerHookRoutes(api)
 	return r
 }
 

@@ -277,6 +277,8 @@ func (e *Engine) completeTx(ctx context.Context, tx *gorm.DB, b *models.Build, c
 		if failedStep != "" && b.RunConclusion == "failure" && b.FailureReason != failureReason("failure", failedStep) {
 			b.FailureReason = failureReason("failure", failedStep)
 			fields["failure_reason"] = b.FailureReason
+			b.ErrorStep = failedStep
+			fields["error_step"] = failedStep
 		}
 		return nil
 	}
@@ -290,6 +292,10 @@ func (e *Engine) completeTx(ctx context.Context, tx *gorm.DB, b *models.Build, c
 		fields["failure_reason"] = reason
 		b.FailureReason = reason
 	}
+	if failedStep != "" {
+		fields["error_step"] = failedStep
+		b.ErrorStep = failedStep
+	}
 	return e.insertTx(ctx, tx, FinalizeBuildArgs{BuildID: b.ID, CompletedAt: at.UTC()})
 }
 
@@ -301,6 +307,27 @@ func failureFromSteps(job *Job) string {
 		}
 	}
 	return ""
+}
+
+// failureCode is the error code of a build whose job concluded so (see
+// the Error* constants); step is the failed step, if known.
+func failureCode(conclusion, step string) string {
+	switch conclusion {
+	case "failure":
+		if step != "" {
+			return ErrorStepFailed
+		}
+		return ErrorJobFailed
+	case "timed_out":
+		return ErrorTimedOut
+	case "startup_failure":
+		return ErrorStartupFailure
+	case "action_required":
+		return ErrorActionRequired
+	case "cancelled":
+		return ErrorCancelledOnGitHub
+	}
+	return ErrorJobFailed
 }
 
 // failureReason says why a job with conclusion failed ("" for success and

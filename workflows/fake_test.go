@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -191,6 +192,17 @@ func (f *fakeForge) AssetDownloadURL(_ context.Context, repo string, assetID int
 		return "", err
 	}
 	return fmt.Sprintf("https://signed.example/%d?token=short", assetID), nil
+}
+
+func (f *fakeForge) OpenAsset(_ context.Context, repo string, assetID int64, _ http.Header) (*http.Response, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("OpenAsset"); err != nil {
+		return nil, err
+	}
+	body := fmt.Sprintf("asset %d", assetID)
+	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Header: http.Header{"Content-Length": {fmt.Sprint(len(body))}},
+		Body: io.NopCloser(strings.NewReader(body))}, nil
 }
 
 func (f *fakeForge) RepositoryPrivate(_ context.Context, repo string) (bool, error) {

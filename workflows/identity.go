@@ -60,7 +60,7 @@ func (e *Engine) foreignBuild(ctx context.Context, b models.Build) error {
 	if models.IsTerminal(b.Status) {
 		return nil
 	}
-	return e.failBuild(ctx, b.ID, fmt.Sprintf(
+	return e.failBuild(ctx, b.ID, ErrorRunVanished, fmt.Sprintf(
 		"no DeskForge process reaching the GitHub server %s, which runs this build, has reported on it for %s: its workflow run can no longer be followed (a restarted `serve --demo` starts a new simulated GitHub)",
 		b.ForgeHost, quiet.Round(1e9)), nil)
 }
@@ -105,7 +105,7 @@ func (e *Engine) takeRunIDTx(ctx context.Context, tx *gorm.DB, b models.Build, r
 	free := map[string]any{"run_id": nil, "job_id": nil}
 	if !models.IsTerminal(holder.Status) {
 		reason := fmt.Sprintf("%s: the GitHub server handed its id to build %s's run (it was reset, e.g. a restarted simulator)", runGoneReason(runID), b.ID)
-		return e.failBuildTx(ctx, tx, &holder, reason, now, free)
+		return e.failBuildTx(ctx, tx, &holder, ErrorRunVanished, reason, now, free)
 	}
 	return models.UpdateBuildTx(ctx, tx, holder.ID, now, free)
 }

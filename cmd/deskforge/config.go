@@ -46,6 +46,9 @@ type Config struct {
 	LogFormat               string // "json", "text" or "" (text on a terminal, else json)
 	SimFaults               string
 	Demo                    bool
+	// WebhooksAllowPrivate lets outbound webhooks reach loopback and
+	// private addresses (on by default in the demo).
+	WebhooksAllowPrivate bool
 	// publicURLFromListener: the public URL is the listener's local URL (a
 	// demo without DESKFORGE_PUBLIC_URL, so that links follow --listen).
 	publicURLFromListener bool
@@ -118,6 +121,7 @@ func allSettings() map[int][]*setting {
 			{flag: "max-build-duration", arg: "DURATION", env: "DESKFORGE_MAX_BUILD_DURATION", def: "6h", usage: "a build still building after this fails as timed out"},
 			{flag: "dispatches-per-minute", arg: "N", env: "DESKFORGE_DISPATCHES_PER_MINUTE", def: "60", usage: "pace of workflow dispatches (GitHub writes) per token"},
 			{flag: "download-mode", arg: "MODE", env: "DESKFORGE_DOWNLOAD_MODE", def: "redirect", usage: "artifact downloads: redirect (to GitHub) or proxy (streamed through DeskForge)"},
+			{flag: "webhooks-allow-private", arg: "BOOL", env: "DESKFORGE_WEBHOOKS_ALLOW_PRIVATE", def: "false", usage: "let outbound webhooks reach loopback, private and link-local addresses (on-premises receivers; true by default with --demo)"},
 			{flag: "sim-faults", arg: "LIST", env: "DESKFORGE_SIM_FAULTS", usage: "demo only: simulator faults, e.g. drop=0.3,duplicate=0.2,api5xx=0.1,seed=7"},
 		},
 	}
@@ -345,6 +349,13 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 			errs = append(errs, s.errorf("%q is not a download mode; use redirect or proxy", v))
 		}
 		cfg.DownloadMode = v
+	}
+	if s, v := str("webhooks-allow-private"); s != nil {
+		allow, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, s.errorf("%q is not a boolean; use true or false", v))
+		}
+		cfg.WebhooksAllowPrivate = allow || (demo && !s.given)
 	}
 	return cfg, errors.Join(errs...)
 }

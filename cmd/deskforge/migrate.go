@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/server"
 )
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,6 +66,8 @@ func openStore(ctx context.Context, cfg Config, stderr io.Writer) (*models.Store
 		db.Close()
 		return nil, nil, err
 	}
+	// Admin commands write project events (project.created, …).
+	db.Outbox().SetRenderer(server.EventRenderer(cfg.PublicURL))
 	return models.NewStore(db), func() { db.Close() }, nil
 }
 

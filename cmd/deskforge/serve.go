@@ -14,6 +14,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/deskforge/deskforge/hooks"
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/server"
 	"github.com/deskforge/deskforge/workflows"
@@ -61,6 +62,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 	if err := db.Migrate(ctx, log); err != nil {
 		return err
 	}
+	db.Outbox().SetRenderer(server.EventRenderer(cfg.PublicURL))
 	store := models.NewStore(db)
 
 	var (
@@ -108,6 +110,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 	})
 	workers := river.NewWorkers()
 	engine.RegisterWorkers(workers)
+	hooks.New(store, hooks.Options{AllowPrivate: cfg.WebhooksAllowPrivate, Log: log}).RegisterWorkers(workers)
 	jobs, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{
 		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: riverWorkers}},
 		Workers:      workers,
