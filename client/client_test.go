@@ -83,6 +83,15 @@ func TestStrictRefusesUnknownFields(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(body)) })
 	_, err := newClient(t, h, true).GetBuild(t.Context(), "build_x")
 	require.ErrorContains(t, err, `unknown field "surprise"`)
+	envelope := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"error":{"code":"not_found","message":"no","hint":"x"},"requestId":"req_1"}`))
+	})
+	_, err = newClient(t, envelope, true).GetBuild(t.Context(), "build_x")
+	var ae *client.APIError
+	require.ErrorAs(t, err, &ae)
+	require.Empty(t, ae.Code, "an envelope with an unknown field is not taken for the envelope")
+	require.Contains(t, ae.Message, `"hint":"x"`)
 	b, err := newClient(t, h, false).GetBuild(t.Context(), "build_x")
 	require.NoError(t, err)
 	require.Equal(t, time.Date(2024, 1, 20, 10, 0, 0, 0, time.UTC), b.CreatedAt)
