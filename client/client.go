@@ -218,15 +218,14 @@ func setIf(q url.Values, key, value string) {
 	}
 }
 
-// newRequest builds an authenticated request for path (with query q).
+// newRequest builds an authenticated request for path (already escaped,
+// with query q).
 func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body io.Reader) (*http.Request, error) {
-	u := *c.base
-	u.Path = strings.TrimSuffix(c.base.Path, "/") + path
-	u.RawPath = ""
+	u := c.base.String() + path
 	if len(q) > 0 {
-		u.RawQuery = q.Encode()
+		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, err
 	}
