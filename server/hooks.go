@@ -23,13 +23,13 @@ var (
 
 func (s *Server) registerHookRoutes(api *gin.RouterGroup) {
 	api.POST("/webhooks", s.createHook)
-	api.GET("/webhooks", s.listHooks)
-	api.GET("/webhooks/:id", s.getHook)
+	getAndHead(api, "/webhooks", s.listHooks)
+	getAndHead(api, "/webhooks/:id", s.getHook)
 	api.PATCH("/webhooks/:id", s.updateHook)
 	api.DELETE("/webhooks/:id", s.deleteHook)
 	api.POST("/webhooks/:id/rotate-secret", s.rotateHookSecret)
 	api.POST("/webhooks/:id/ping", s.pingHook)
-	api.GET("/webhooks/:id/deliveries", s.listHookDeliveries)
+	getAndHead(api, "/webhooks/:id/deliveries", s.listHookDeliveries)
 	api.POST("/webhooks/:id/deliveries/:deliveryId/redeliver", s.redeliverHook)
 }
 
