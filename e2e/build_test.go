@@ -83,7 +83,7 @@ func TestSuccessPath(t *testing.T) {
 				require.Regexp(t, `^Dispatched to workflow run \d+ \(http.*/actions/runs/\d+\)$`, logs[1].Message)
 				require.True(t, strings.HasPrefix(logs[2].Message, "Job started on "), logs[2].Message)
 				require.Contains(t, logs[2].Message, "macos-15")
-				require.Contains(t, messagesOf(logs), "Step started: Set up job")
+				require.Contains(t, messagesOf(logs), "Step 1/6 started: Set up job")
 				last := logs[len(logs)-1]
 				require.Equal(t, client.LogEntry{Timestamp: *b.CompletedAt, Level: "success", Message: "Build completed successfully"}, last)
 				for _, l := range logs {

@@ -141,6 +141,11 @@ type Build struct {
 	// StepLogMark remembers which job step events were logged: 2*step
 	// number, +1 once the step finished.
 	StepLogMark int `gorm:"not null;default:0"`
+	// ProgressStep of ProgressSteps is the job step running (or the last
+	// one started), by position, named ProgressName; 0 of 0 while unknown.
+	ProgressStep  int    `gorm:"not null;default:0"`
+	ProgressSteps int    `gorm:"not null;default:0"`
+	ProgressName  string `gorm:"size:255;not null;default:''"`
 
 	// Artifact, once resolved.
 	ArtifactAssetID     *int64

@@ -60,6 +60,15 @@ type buildResponse struct {
 	ArtifactSize *int64  `json:"artifactSize"`
 	BuildLog     string  `json:"buildLog"`
 	RetryOf      *string `json:"retryOf,omitempty"`
+	// Progress is an extension: the job step running, null when unknown.
+	Progress *progressResponse `json:"progress"`
+}
+
+// progressResponse is a building build's step: step Step of Steps, Name.
+type progressResponse struct {
+	Step  int    `json:"step"`
+	Steps int    `json:"steps"`
+	Name  string `json:"name"`
 }
 
 // buildJSON renders a build in the Get Build shape. duration is the whole
@@ -78,6 +87,9 @@ func (s *Server) buildJSON(b models.Build) buildResponse {
 		CompletedAt: formatTimePtr(b.CompletedAt),
 		BuildLog:    s.publicURL + "/builds/" + b.ID + "/logs",
 		RetryOf:     b.RetryOf,
+	}
+	if b.ProgressSteps > 0 {
+		r.Progress = &progressResponse{Step: b.ProgressStep, Steps: b.ProgressSteps, Name: b.ProgressName}
 	}
 	if b.StartedAt != nil && b.CompletedAt != nil {
 		d := int64(b.CompletedAt.Truncate(time.Second).Sub(b.StartedAt.Truncate(time.Second)) / time.Second)

@@ -45,6 +45,16 @@ type Options struct {
 	// without a database lookup (default DefaultKeyCacheTTL; negative: never).
 	// A key revoked through another process stops working within it.
 	KeyCacheTTL time.Duration
+	// Changes wakes event streams (default: the store's database's feed).
+	Changes Subscriber
+	// EventHeartbeat is the interval of event streams' heartbeat comments
+	// (default DefaultEventHeartbeat); EventWriteTimeout disconnects a
+	// client that does not take events (default DefaultEventWriteTimeout).
+	EventHeartbeat    time.Duration
+	EventWriteTimeout time.Duration
+	// EventTokenSecret signs the tokens of POST /events/token (default: a
+	// random secret stored in the database, shared by replicas).
+	EventTokenSecret []byte
 }
 
 // DefaultKeyCacheTTL is the default of Options.KeyCacheTTL.
@@ -62,6 +72,7 @@ type Server struct {
 	log           *slog.Logger
 	maxBodyBytes  int64
 	keys          *keyCache
+	events        *eventStreams
 }
 
 // New returns a Server with every route registered.
@@ -89,6 +100,7 @@ func New(opts Options) *Server {
 		ttl = DefaultKeyCacheTTL
 	}
 	s.keys = newKeyCache(ttl)
+	s.events = newEventStreams(opts)
 	s.router = s.routes()
 	return s
 }
@@ -130,6 +142,7 @@ func (s *Server) routes() *gin.Engine {
 
 	s.registerEngineRoutes(r, api)
 	s.registerHookRoutes(api)
+	s.registerEventRoutes(r, api)
 	return r
 }
 

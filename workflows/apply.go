@@ -160,6 +160,7 @@ func (e *Engine) applyTx(ctx context.Context, tx *gorm.DB, b *models.Build, obs 
 		if err := e.logStepsTx(ctx, tx, b, job, fields); err != nil {
 			return err
 		}
+		recordProgress(b, job, fields)
 		if job.Status == "completed" {
 			if err := e.completeTx(ctx, tx, b, job.Conclusion, failureFromSteps(job), job.CompletedAt, fields); err != nil {
 				return err
@@ -205,11 +206,12 @@ func (e *Engine) startBuildingTx(ctx context.Context, tx *gorm.DB, b *models.Bui
 		Level: models.LevelInfo, Message: "Job started on " + runner,
 		Fields: map[string]any{"started_at": at.UTC(), "runner_name": job.RunnerName},
 	}, now)
-	if err == nil {
-		b.StartedAt = &at
-		e.log.Info("build started", "build_id", b.ID, "runner", runner)
+	if err != nil {
+		return err
 	}
-	return err
+	b.StartedAt = &at
+	e.log.Info("build started", "build_id", b.ID, "runner", runner)
+	return e.insertTx(ctx, tx, FollowStepsArgs{BuildID: b.ID})
 }
 
 // logStepsTx appends a log entry for each step start and finish of job not
@@ -222,29 +224,18 @@ func (e *Engine) logStepsTx(ctx context.Context, tx *gorm.DB, b *models.Build, j
 		line models.LogLine
 	}
 	var phases []phase
-	for _, st := range job.Steps {
-		if st.Number <= 0 {
-			continue
-		}
+	steps := orderedSteps(job)
+	for i, st := range steps {
+		started, ended, level := stepMessages(i+1, len(steps), st)
 		skipped := st.Status == "completed" && st.Conclusion == "skipped"
 		if !skipped && (st.Status == "in_progress" || st.Status == "completed") {
 			phases = append(phases, phase{2 * st.Number, models.LogLine{
-				Timestamp: orTime(st.StartedAt, st.CompletedAt, e.clock.Now()), Level: models.LevelInfo,
-				Message: "Step started: " + st.Name,
+				Timestamp: orTime(st.StartedAt, st.CompletedAt, e.clock.Now()), Level: models.LevelInfo, Message: started,
 			}})
 		}
 		if st.Status == "completed" {
-			level, msg := models.LevelInfo, "Step finished: "+st.Name
-			switch st.Conclusion {
-			case "failure", "timed_out":
-				level, msg = models.LevelError, fmt.Sprintf("Step failed: %s (%s)", st.Name, st.Conclusion)
-			case "cancelled":
-				level, msg = models.LevelWarning, "Step cancelled: "+st.Name
-			case "skipped":
-				msg = "Step skipped: " + st.Name
-			}
 			phases = append(phases, phase{2*st.Number + 1, models.LogLine{
-				Timestamp: orTime(st.CompletedAt, st.StartedAt, e.clock.Now()), Level: level, Message: msg,
+				Timestamp: orTime(st.CompletedAt, st.StartedAt, e.clock.Now()), Level: level, Message: ended,
 			}})
 		}
 	}

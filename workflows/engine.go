@@ -16,6 +16,7 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+	"golang.org/x/time/rate"
 
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/templates"
@@ -95,6 +96,11 @@ type Options struct {
 	// (defaults 1s and 5m).
 	RetryDelay    time.Duration
 	MaxRetryDelay time.Duration
+	// StepPollInterval is how often the steps of a building build's job are
+	// read to log them live (default 8s; conditional requests).
+	StepPollInterval time.Duration
+	// StepPollsPerMinute caps those reads per process (default 300).
+	StepPollsPerMinute int
 	// HTTPClient fetches artifacts from GitHub's signed URLs in proxy
 	// download mode (default: a client without overall timeout).
 	HTTPClient *http.Client
@@ -115,6 +121,8 @@ type Engine struct {
 	visibility   map[string]visibilityEntry
 	// listings shares run listings between builds looking for their runs.
 	listings runListings
+	// stepLimiter caps the reads of followSteps (progress.go).
+	stepLimiter *rate.Limiter
 }
 
 // NewEngine returns an engine on store and forge. forge may be nil for
@@ -142,13 +150,16 @@ func NewEngine(store *models.Store, forge Forge, clock Clock, log *slog.Logger, 
 	opts.DispatchSettle = cmp.Or(opts.DispatchSettle, 10*time.Second)
 	opts.RetryDelay = cmp.Or(opts.RetryDelay, time.Second)
 	opts.MaxRetryDelay = cmp.Or(opts.MaxRetryDelay, 5*time.Minute)
+	opts.StepPollInterval = cmp.Or(opts.StepPollInterval, 8*time.Second)
+	opts.StepPollsPerMinute = cmp.Or(opts.StepPollsPerMinute, 300)
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{store: store, forge: forge, clock: clock, log: log, opts: opts, visibility: map[string]visibilityEntry{}}
+	return &Engine{store: store, forge: forge, clock: clock, log: log, opts: opts, visibility: map[string]visibilityEntry{},
+		stepLimiter: newStepLimiter(opts.StepPollsPerMinute)}
 }
 
 // SetInserter gives the engine the River client it inserts jobs with.

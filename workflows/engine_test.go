@@ -277,11 +277,11 @@ func TestSuccessPath(t *testing.T) {
 				"info: Build queued",
 				fmt.Sprintf("info: Dispatched to workflow run %d (%s)", runID, got.RunHTMLURL),
 				"info: Job started on GitHub Actions 7 (macos-15)",
-				"info: Step started: Set up job",
-				"info: Step finished: Set up job",
-				"info: Step started: Build",
-				"info: Step finished: Build",
-				"info: Step skipped: Post cache",
+				"info: Step 1/1 started: Set up job", // the first event listed one step
+				"info: Step 1/3 finished (1 s)",
+				"info: Step 2/3 started: Build",
+				"info: Step 2/3 finished (1 s)",
+				"info: Step 3/3 skipped: Post cache",
 				"info: Run cargo build",
 				"info: Compiling app v1.2.3",
 				"warning: unused variable",
@@ -328,7 +328,7 @@ func TestFailurePathLogsErrorsAndReason(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{
-		"Step failed: Build installer (failure)",
+		"Step 2/2 failed (1 s): Build installer (failure)",
 		"error[E0308]: mismatched types\n  --> src/main.rs:3:5",
 		"Process completed with exit code 101.",
 		`Build failed: step "Build installer" failed: error[E0308]: mismatched types`,

@@ -21,6 +21,7 @@ func (e *Engine) RegisterWorkers(workers *river.Workers) {
 	river.AddWorker(workers, &finalizeWorker{engine: e})
 	river.AddWorker(workers, &cancelRunWorker{engine: e})
 	river.AddWorker(workers, &purgeIdempotencyKeysWorker{engine: e})
+	river.AddWorker(workers, &followStepsWorker{engine: e})
 }
 
 // PeriodicJobs returns the engine's periodic River jobs (run by the leader):

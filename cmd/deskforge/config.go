@@ -41,6 +41,8 @@ type Config struct {
 	Runners                 templates.RunnerTable
 	MaxBuildDuration        time.Duration
 	DispatchesPerMinute     int
+	StepPollInterval        time.Duration
+	StepPollsPerMinute      int
 	DownloadMode            string
 	LogLevel                slog.Level
 	LogFormat               string // "json", "text" or "" (text on a terminal, else json)
@@ -120,6 +122,8 @@ func allSettings() map[int][]*setting {
 			{flag: "runners", arg: "LIST", env: "DESKFORGE_RUNNERS", usage: "runner labels overriding the defaults, e.g. mac/arm64=macos-26,linux/x64=ubuntu-24.04"},
 			{flag: "max-build-duration", arg: "DURATION", env: "DESKFORGE_MAX_BUILD_DURATION", def: "6h", usage: "a build still building after this fails as timed out"},
 			{flag: "dispatches-per-minute", arg: "N", env: "DESKFORGE_DISPATCHES_PER_MINUTE", def: "60", usage: "pace of workflow dispatches (GitHub writes) per token"},
+			{flag: "step-poll-interval", arg: "DURATION", env: "DESKFORGE_STEP_POLL_INTERVAL", def: "8s", usage: "how often a building build's job steps are read for live progress (conditional requests)"},
+			{flag: "step-polls-per-minute", arg: "N", env: "DESKFORGE_STEP_POLLS_PER_MINUTE", def: "300", usage: "cap on those reads per process"},
 			{flag: "download-mode", arg: "MODE", env: "DESKFORGE_DOWNLOAD_MODE", def: "redirect", usage: "artifact downloads: redirect (to GitHub) or proxy (streamed through DeskForge)"},
 			{flag: "webhooks-allow-private", arg: "BOOL", env: "DESKFORGE_WEBHOOKS_ALLOW_PRIVATE", def: "false", usage: "let outbound webhooks reach loopback, private and link-local addresses (on-premises receivers; true by default with --demo)"},
 			{flag: "sim-faults", arg: "LIST", env: "DESKFORGE_SIM_FAULTS", usage: "demo only: simulator faults, e.g. drop=0.3,duplicate=0.2,api5xx=0.1,seed=7"},
@@ -343,6 +347,20 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 			errs = append(errs, s.errorf("%q is not a positive integer; use e.g. 60 (GitHub allows about 80 writes a minute)", v))
 		}
 		cfg.DispatchesPerMinute = n
+	}
+	if s, v := str("step-poll-interval"); s != nil {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			errs = append(errs, s.errorf("%q is not a duration of at least 1s; use e.g. 8s", v))
+		}
+		cfg.StepPollInterval = d
+	}
+	if s, v := str("step-polls-per-minute"); s != nil {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			errs = append(errs, s.errorf("%q is not a positive integer; use e.g. 300", v))
+		}
+		cfg.StepPollsPerMinute = n
 	}
 	if s, v := str("download-mode"); s != nil {
 		if v != "redirect" && v != "proxy" {

@@ -40,6 +40,8 @@ func TestConfigDefaults(t *testing.T) {
 		Runners:             templates.DefaultRunners,
 		MaxBuildDuration:    6 * time.Hour,
 		DispatchesPerMinute: 60,
+		StepPollInterval:    8 * time.Second,
+		StepPollsPerMinute:  300,
 		DownloadMode:        "redirect",
 		LogLevel:            slog.LevelInfo,
 	}, cfg)

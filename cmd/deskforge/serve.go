@@ -106,6 +106,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		Runners:             cfg.Runners,
 		MaxBuildDuration:    cfg.MaxBuildDuration,
 		DispatchesPerMinute: cfg.DispatchesPerMinute,
+		StepPollInterval:    cfg.StepPollInterval,
+		StepPollsPerMinute:  cfg.StepPollsPerMinute,
 		DownloadMode:        cfg.DownloadMode,
 	})
 	workers := river.NewWorkers()
