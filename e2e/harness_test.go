@@ -64,6 +64,10 @@ type config struct {
 	// staleAfter and reconcileEvery pace the reconciler (defaults 250ms
 	// and 100ms).
 	staleAfter, reconcileEvery time.Duration
+	// timing paces simulated runs (default ghsim.FastTiming); stepPoll is
+	// the engine's StepPollInterval (default 8s).
+	timing   *ghsim.Timing
+	stepPoll time.Duration
 }
 
 // harness is one DeskForge server (restartable) on one database, and one
@@ -136,6 +140,9 @@ func newHarness(t *testing.T, cfg config) *harness {
 
 	timing := ghsim.FastTiming()
 	timing.TickInterval = 5 * time.Millisecond
+	if cfg.timing != nil {
+		timing = *cfg.timing
+	}
 	faults := cfg.faults
 	if faults.Reorder > 0 && faults.ReorderDelay == 0 {
 		faults.ReorderDelay = 40 * time.Millisecond
@@ -209,6 +216,7 @@ func (h *harness) start() {
 		RetryDelay:        50 * time.Millisecond,
 		MaxRetryDelay:     400 * time.Millisecond,
 		HTTPClient:        h.simSrv.Client(),
+		StepPollInterval:  h.cfg.stepPoll,
 	})
 	workers := river.NewWorkers()
 	n.engine.RegisterWorkers(workers)
