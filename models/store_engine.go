@@ -29,11 +29,28 @@ func (s *Store) LockBuildTx(ctx context.Context, tx *gorm.DB, id string) (Build,
 	return b, translate(err, "lock build "+id)
 }
 
-// LockBuildByRunTx reads and locks the build whose workflow run is runID.
-func (s *Store) LockBuildByRunTx(ctx context.Context, tx *gorm.DB, runID int64) (Build, error) {
+// RunRef identifies a workflow run: run ids are unique per GitHub server
+// only (and a restarted simulator may hand out an id again), so a run is
+// named by its server, its repository and its id.
+type RunRef struct {
+	Host string // the GitHub server's API host, as in Build.ForgeHost
+	Repo string // "owner/name", compared without regard to case
+	ID   int64
+}
+
+func (r RunRef) String() string {
+	return fmt.Sprintf("run %d of %s on %s", r.ID, r.Repo, r.Host)
+}
+
+// LockBuildByRunTx reads and locks the build whose workflow run is ref: same
+// run id, same repository, and same forge host (or a build older than the
+// forge_host column, which has none). ErrNotFound when no build has it.
+func (s *Store) LockBuildByRunTx(ctx context.Context, tx *gorm.DB, ref RunRef) (Build, error) {
 	var b Build
-	err := s.locking(tx.WithContext(ctx)).Where("run_id = ?", runID).Order("created_at").Take(&b).Error
-	return b, translate(err, fmt.Sprintf("lock build of run %d", runID))
+	err := s.locking(tx.WithContext(ctx)).
+		Where("run_id = ? AND LOWER(repository) = LOWER(?) AND forge_host IN (?, '')", ref.ID, ref.Repo, ref.Host).
+		Order("forge_host DESC").Take(&b).Error
+	return b, translate(err, "lock build of "+ref.String())
 }
 
 func (s *Store) locking(q *gorm.DB) *gorm.DB {

@@ -407,19 +407,15 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a DeliveryAttempt, fa
 		if err := tx.Where("id = ?", a.WebhookID).Take(&w).Error; err != nil {
 			return translate(err, "record delivery of webhook "+a.WebhookID)
 		}
-		if a.NextAttemptAt != nil && !a.Gone {
-			fields["next_attempt_at"] = a.NextAttemptAt.UTC()
-		}
-		if err := tx.Model(&EventDelivery{}).Where("id = ?", a.DeliveryID).Updates(fields).Error; err != nil {
-			return fmt.Errorf("record delivery %s: %w", a.DeliveryID, err)
-		}
 		hook := map[string]any{}
 		switch {
 		case a.Delivered:
 			if w.FailingSince != nil {
 				hook["failing_since"] = nil
 			}
-		case a.Gone && w.Enabled:
+		case !w.Enabled:
+			// Not sent, or sent before the endpoint was disabled: nothing to add.
+		case a.Gone:
 			hook["enabled"], hook["disabled_reason"] = false, fmt.Sprintf("disabled at %s: the endpoint answered 410 Gone", at.Format(time.RFC3339))
 			disabled = true
 		default:
@@ -434,6 +430,14 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a DeliveryAttempt, fa
 					fmt.Sprintf("disabled at %s: every delivery attempt failed since %s", at.Format(time.RFC3339), since.Format(time.RFC3339))
 				disabled = true
 			}
+		}
+		if disabled {
+			fields["status"] = DeliveryFailed // no retry to a disabled endpoint
+		} else if a.NextAttemptAt != nil && status == DeliveryPending {
+			fields["next_attempt_at"] = a.NextAttemptAt.UTC()
+		}
+		if err := tx.Model(&EventDelivery{}).Where("id = ?", a.DeliveryID).Updates(fields).Error; err != nil {
+			return fmt.Errorf("record delivery %s: %w", a.DeliveryID, err)
 		}
 		if len(hook) == 0 {
 			return nil

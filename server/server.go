@@ -116,29 +116,40 @@ func (s *Server) routes() *gin.Engine {
 	// not a spoofable X-Forwarded-For.
 	_ = r.SetTrustedProxies(nil)
 	r.HandleMethodNotAllowed = true
+	// /projects/ answers the JSON 404 envelope, not Gin's HTML redirect.
+	r.RedirectTrailingSlash = false
 	r.ContextWithFallback = true
 	r.Use(s.requestID, s.accessLog, s.recoverPanic)
 	r.NoRoute(s.noRoute)
 	r.NoMethod(s.noMethod)
 
-	r.GET("/healthz", s.healthz)
-	r.GET("/readyz", s.readyz)
+	getAndHead(r, "/healthz", s.healthz)
+	getAndHead(r, "/readyz", s.readyz)
 
 	api := r.Group("/", s.limitBody, s.authenticate)
-	api.GET("/projects", s.listProjects)
+	getAndHead(api, "/projects", s.listProjects)
 	api.POST("/projects", s.requireAdmin, s.createProject)
-	api.GET("/projects/:id", s.getProject)
+	getAndHead(api, "/projects/:id", s.getProject)
 	api.PATCH("/projects/:id", s.requireAdmin, s.updateProject)
 	api.DELETE("/projects/:id", s.requireAdmin, s.deleteProject)
-	api.GET("/projects/:id/builds", s.listBuilds)
+	getAndHead(api, "/projects/:id/builds", s.listBuilds)
 	api.POST("/projects/:id/builds", s.createBuild)
-	api.GET("/builds/:id", s.getBuild)
-	api.GET("/builds/:id/logs", s.getBuildLogs)
-	api.GET("/apikeys", s.requireAdmin, s.listAPIKeys)
+	getAndHead(api, "/builds/:id", s.getBuild)
+	getAndHead(api, "/builds/:id/logs", s.getBuildLogs)
+	getAndHead(api, "/apikeys", s.requireAdmin, s.listAPIKeys)
 	api.POST("/apikeys", s.requireAdmin, s.createAPIKey)
 	api.DELETE("/apikeys/:id", s.requireAdmin, s.revokeAPIKey)
 
 	s.registerEngineRoutes(r, api)
 	s.registerEventRoutes(r, api)
+	s.registerHookRoutes(api)
 	return r
+}
+
+// getAndHead registers a GET route and its HEAD twin: HEAD answers what GET
+// would, headers included, without the body (net/http drops it). Register
+// every GET route with it.
+func getAndHead(g gin.IRoutes, path string, handlers ...gin.HandlerFunc) {
+	g.GET(path, handlers...)
+	g.HEAD(path, handlers...)
 }

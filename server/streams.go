@@ -97,8 +97,8 @@ func newEventStreams(opts Options) *eventStreams {
 func (s *Server) registerEventRoutes(r *gin.Engine, api *gin.RouterGroup) {
 	api.POST("/events/token", s.createEventToken)
 	streams := r.Group("/", s.authenticateStream)
-	streams.GET("/builds/:id/events", s.buildEvents)
-	streams.GET("/projects/:id/events", s.projectEvents)
+	getAndHead(streams, "/builds/:id/events", s.buildEvents)
+	getAndHead(streams, "/projects/:id/events", s.projectEvents)
 }
 
 // eventTokenResponse is POST /events/token's answer.
@@ -300,6 +300,9 @@ func (s *Server) buildEvents(c *gin.Context) {
 		return
 	}
 	w := startSSE(c, s.events.writeTimeout)
+	if c.Request.Method == http.MethodHead {
+		return
+	}
 	st := buildStream{logSeq: after}
 	heartbeat := time.NewTicker(s.events.heartbeat)
 	defer heartbeat.Stop()
@@ -399,6 +402,9 @@ func (s *Server) projectEvents(c *gin.Context) {
 	}
 	st := projectStream{last: after, floor: after, seen: map[string]time.Time{}}
 	w := startSSE(c, s.events.writeTimeout)
+	if c.Request.Method == http.MethodHead {
+		return
+	}
 	heartbeat := time.NewTicker(s.events.heartbeat)
 	defer heartbeat.Stop()
 	for {

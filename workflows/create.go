@@ -241,6 +241,7 @@ func (e *Engine) buildFromRequest(project models.Project, req CreateBuildRequest
 		Platform:   req.Platform,
 		Arch:       req.Arch,
 		Status:     models.StatusQueued,
+		ForgeHost:  e.opts.ForgeHost,
 		CreatedAt:  now,
 		UpdatedAt:  now,
 		Repository: repo,

@@ -44,6 +44,16 @@ type Options struct {
 	// PublicURL is the server's external base URL, used in artifactUrl and
 	// buildLog ("http://localhost:8080").
 	PublicURL string
+	// ForgeHost names the GitHub server this engine talks to (the host of
+	// its API URL; default DefaultForgeHost). Builds record it: a workflow
+	// run is identified by (forge host, repository, run id), and a build is
+	// followed only by engines talking to its server.
+	ForgeHost string
+	// ForeignHostTimeout is how long a build of another GitHub server may
+	// go without news before an engine that cannot reach that server fails
+	// it (default 10m): no process serving that server is left, as after a
+	// demo restarted with a new simulator.
+	ForeignHostTimeout time.Duration
 	// BuilderRepo ("owner/name"), BuilderWorkflow and BuilderRef are used for
 	// projects without a repository of their own (web apps).
 	BuilderRepo     string
@@ -111,8 +121,6 @@ type Engine struct {
 	visibility   map[string]visibilityEntry
 	// listings shares run listings between builds looking for their runs.
 	listings runListings
-	// webhooks batches the recording of webhook deliveries.
-	webhooks webhookBatcher
 	// stepLimiter caps the reads of followSteps (progress.go).
 	stepLimiter *rate.Limiter
 }
@@ -126,6 +134,8 @@ func NewEngine(store *models.Store, forge Forge, clock Clock, log *slog.Logger, 
 	if opts.Runners == nil {
 		opts.Runners = templates.DefaultRunners
 	}
+	opts.ForgeHost = cmp.Or(opts.ForgeHost, DefaultForgeHost)
+	opts.ForeignHostTimeout = cmp.Or(opts.ForeignHostTimeout, 10*time.Minute)
 	opts.BuilderWorkflow = cmp.Or(opts.BuilderWorkflow, models.DefaultWorkflow)
 	opts.BuilderRef = cmp.Or(opts.BuilderRef, models.DefaultRef)
 	opts.MaxBuildDuration = cmp.Or(opts.MaxBuildDuration, 6*time.Hour)

@@ -318,7 +318,7 @@ func TestFailurePathLogsErrorsAndReason(t *testing.T) {
 
 	got := tb.build(t, b.ID)
 	require.Equal(t, models.StatusFailed, got.Status)
-	require.Equal(t, `step "Build installer" failed: Process completed with exit code 101.`, got.FailureReason)
+	require.Equal(t, `step "Build installer" failed: error[E0308]: mismatched types`, got.FailureReason, "the compiler's error, not the exit code")
 	require.Equal(t, []string{">queued", "queued>building", "building>failed"}, tb.transitions(t, b.ID))
 	logs := tb.logs(t, b.ID)
 	var errs []string
@@ -329,8 +329,9 @@ func TestFailurePathLogsErrorsAndReason(t *testing.T) {
 	}
 	require.Equal(t, []string{
 		"Step 2/2 failed (1 s): Build installer (failure)",
+		"error[E0308]: mismatched types\n  --> src/main.rs:3:5",
 		"Process completed with exit code 101.",
-		`Build failed: step "Build installer" failed: Process completed with exit code 101.`,
+		`Build failed: step "Build installer" failed: error[E0308]: mismatched types`,
 	}, errs)
 	require.Equal(t, "error[E0308]: mismatched types\n  --> src/main.rs:3:5", logs[len(logs)-3].Message)
 }
@@ -343,7 +344,7 @@ func TestFinalizeWithoutAssetFails(t *testing.T) {
 		j.Status, j.Conclusion, j.RunnerName, j.StartedAt, j.CompletedAt = "completed", "success", "r1", time.Now(), time.Now()
 		tb.forge.logs[j.ID] = sampleLog
 	})
-	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Job: &job}}, tb.clock.Now()))
+	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Repo: "acme/app", Job: &job}}, tb.clock.Now()))
 	require.NoError(t, tb.runFinalize(t))
 	got := tb.build(t, b.ID)
 	require.Equal(t, models.StatusFailed, got.Status)
@@ -357,19 +358,20 @@ func TestFinalizeWaitsForLogThenGivesUp(t *testing.T) {
 	tb := setup(t, models.DialectSQLite)
 	b, runID := tb.dispatched(t)
 	_, job := tb.forge.setRun(runID, func(r *Run, j *Job) {
-		j.Status, j.Conclusion, j.RunnerName, j.StartedAt, j.CompletedAt = "completed", "cancelled", "r1", tb.clock.Now(), tb.clock.Now()
+		j.Status, j.Conclusion, j.RunnerName, j.StartedAt, j.CompletedAt = "completed", "failure", "r1", tb.clock.Now(), tb.clock.Now()
 	})
-	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Job: &job}}, tb.clock.Now()))
+	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Repo: "acme/app", Job: &job}}, tb.clock.Now()))
 	args := tb.inserter.take(FinalizeBuildArgs{}.Kind())[0].(FinalizeBuildArgs)
 	require.True(t, isSnooze(tb.engine.finalizeBuild(tb.ctx, args)), "404 right after completion: wait")
 	tb.clock.advance(3 * time.Minute)
 	require.NoError(t, tb.engine.finalizeBuild(tb.ctx, args))
 	got := tb.build(t, b.ID)
-	require.Equal(t, models.StatusCancelled, got.Status)
+	require.Equal(t, models.StatusFailed, got.Status)
+	require.Equal(t, ErrorJobFailed, got.ErrorCode)
 	require.False(t, got.LogsFetched)
 	msgs := messages(tb.logs(t, b.ID))
-	require.Contains(t, msgs[len(msgs)-2], "was not available")
-	require.Equal(t, "warning: Build cancelled", msgs[len(msgs)-1])
+	require.Equal(t, "warning: The log of job "+fmt.Sprint(job.ID)+" could not be fetched: GitHub still answered 404 (not found) 2m0s after the job completed", msgs[len(msgs)-2])
+	require.Equal(t, "error: Build failed: the workflow job failed", msgs[len(msgs)-1])
 }
 
 func TestCancelDispatchedBuild(t *testing.T) {
@@ -570,7 +572,7 @@ func TestArtifactURLByVisibilityAndDraft(t *testing.T) {
 				tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 5, Name: "app-1.2.3-mac-arm64.dmg", Size: 1,
 					BrowserDownloadURL: "https://github.com/acme/app/releases/download/v1.2.3/app-1.2.3-mac-arm64.dmg", Draft: tt.draft}
 			})
-			require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Job: &job}}, tb.clock.Now()))
+			require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Repo: "acme/app", Job: &job}}, tb.clock.Now()))
 			require.NoError(t, tb.runFinalize(t))
 			got := tb.build(t, b.ID)
 			require.Equal(t, models.StatusSuccess, got.Status)

@@ -30,6 +30,9 @@ func (DispatchBuildArgs) InsertOpts() river.InsertOpts {
 type ApplyEventArgs struct {
 	DeliveryID string       `json:"delivery_id"`
 	Event      WebhookEvent `json:"event"`
+	// ForgeHost is the GitHub server whose webhook this is (the receiving
+	// engine's Options.ForgeHost); "" in jobs queued before it existed.
+	ForgeHost string `json:"forge_host,omitempty"`
 }
 
 // Kind implements river.JobArgs.

@@ -15,7 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/deskforge/deskforge/templates"
+	"github.com/deskforge/deskforge/workflows/ghsim"
 )
 
 // Config is DeskForge's configuration, loaded from flags and DESKFORGE_*
@@ -45,6 +48,20 @@ type Config struct {
 	LogFormat               string // "json", "text" or "" (text on a terminal, else json)
 	SimFaults               string
 	Demo                    bool
+	// WebhooksAllowPrivate lets outbound webhooks reach loopback and
+	// private addresses (on by default in the demo).
+	WebhooksAllowPrivate bool
+	// publicURLFromListener: the public URL is the listener's local URL (a
+	// demo without DESKFORGE_PUBLIC_URL, so that links follow --listen).
+	publicURLFromListener bool
+	// demoTiming paces the demo's simulated runs (zero: about 20 s a
+	// build); tests make it fast.
+	demoTiming ghsim.Timing
+
+	// ServerURL and APIKey are where the client commands (build) send
+	// their requests, and with which key.
+	ServerURL string
+	APIKey    string
 }
 
 // GitHubConfigured reports whether a token or a complete GitHub App
@@ -72,6 +89,7 @@ const (
 	groupLog
 	groupListen
 	groupServe
+	groupClient
 )
 
 func allSettings() map[int][]*setting {
@@ -85,6 +103,10 @@ func allSettings() map[int][]*setting {
 		},
 		groupListen: {
 			{flag: "listen", arg: "ADDR", env: "DESKFORGE_LISTEN", def: ":8080", usage: "address the HTTP API listens on"},
+		},
+		groupClient: {
+			{flag: "url", arg: "URL", env: "DESKFORGE_URL", def: "http://localhost:8080", usage: "base URL of the DeskForge server"},
+			{flag: "api-key", arg: "KEY", env: "DESKFORGE_API_KEY", usage: "API key (df_…) sent as the bearer token; 'deskforge apikey create' makes one", secret: true},
 		},
 		groupServe: {
 			{flag: "public-url", arg: "URL", env: "DESKFORGE_PUBLIC_URL", def: "http://localhost:8080", usage: "external base URL of the API, used in buildLog, artifactUrl and Location"},
@@ -103,6 +125,7 @@ func allSettings() map[int][]*setting {
 			{flag: "step-poll-interval", arg: "DURATION", env: "DESKFORGE_STEP_POLL_INTERVAL", def: "8s", usage: "how often a building build's job steps are read for live progress (conditional requests)"},
 			{flag: "step-polls-per-minute", arg: "N", env: "DESKFORGE_STEP_POLLS_PER_MINUTE", def: "300", usage: "cap on those reads per process"},
 			{flag: "download-mode", arg: "MODE", env: "DESKFORGE_DOWNLOAD_MODE", def: "redirect", usage: "artifact downloads: redirect (to GitHub) or proxy (streamed through DeskForge)"},
+			{flag: "webhooks-allow-private", arg: "BOOL", env: "DESKFORGE_WEBHOOKS_ALLOW_PRIVATE", def: "false", usage: "let outbound webhooks reach loopback, private and link-local addresses (on-premises receivers; true by default with --demo)"},
 			{flag: "sim-faults", arg: "LIST", env: "DESKFORGE_SIM_FAULTS", usage: "demo only: simulator faults, e.g. drop=0.3,duplicate=0.2,api5xx=0.1,seed=7"},
 		},
 	}
@@ -195,6 +218,7 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 			errs = append(errs, s.errorf("%q is not an absolute http(s) URL; use e.g. https://deskforge.example.com", v))
 		}
 		cfg.PublicURL = strings.TrimSuffix(v, "/")
+		cfg.publicURLFromListener = demo && !s.given
 	}
 	if s, v := str("database-url"); s != nil {
 		if demo && !s.given {
@@ -224,6 +248,19 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 			errs = append(errs, s.errorf("%q is not a log format; use json or text", v))
 		}
 		cfg.LogFormat = v
+	}
+	if s, v := str("url"); s != nil {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, s.errorf("%q is not an absolute http(s) URL; use e.g. http://localhost:8080", v))
+		}
+		cfg.ServerURL = strings.TrimSuffix(v, "/")
+	}
+	if s, v := str("api-key"); s != nil {
+		if v == "" {
+			errs = append(errs, s.errorf("no API key; set DESKFORGE_API_KEY (or --api-key) to a key printed by 'deskforge apikey create' or by 'serve --demo'"))
+		}
+		cfg.APIKey = v
 	}
 	if s, _ := str("github-token"); s == nil {
 		// Not a serving command: nothing GitHub-related to check.
@@ -331,6 +368,13 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 		}
 		cfg.DownloadMode = v
 	}
+	if s, v := str("webhooks-allow-private"); s != nil {
+		allow, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, s.errorf("%q is not a boolean; use true or false", v))
+		}
+		cfg.WebhooksAllowPrivate = allow || (demo && !s.given)
+	}
 	return cfg, errors.Join(errs...)
 }
 
@@ -384,32 +428,77 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	return log
 }
 
+// isTerminal reports whether w is a terminal (not a pipe, a file or
+// /dev/null).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	info, err := f.Stat()
-	return err == nil && info.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // parseFlags parses args; --help prints the usage on stdout (done, nil); a
 // bad flag prints the error and the usage on stderr (done, errUsage).
+// Flags may follow positional arguments (deskforge build get ID --json);
+// fs.Args() holds the positional ones afterwards. A bool flag written with
+// its value after a space (--resizable false) is refused: the flag package
+// would read it as --resizable=true and a stray argument "false".
 func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (bool, error) {
 	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return true, nil
-	case err != nil:
-		fmt.Fprintf(stderr, "%v\n\n", err)
-		fs.SetOutput(stderr)
-		fs.Usage()
-		return true, errUsage
+	var positional []string
+	for {
+		err := fs.Parse(args)
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return true, nil
+		case err != nil:
+			return true, usageError(fs, stderr, err.Error())
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		consumed := args[:len(args)-len(rest)]
+		if len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		if name, ok := boolFlagBefore(fs, consumed); ok && (rest[0] == "true" || rest[0] == "false") {
+			return true, usageError(fs, stderr, fmt.Sprintf("--%s is a switch: write --%s=%s (with =), not --%s %s", name, name, rest[0], name, rest[0]))
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
+	// Parsing "--" alone keeps the flags' values and sets fs.Args().
+	_ = fs.Parse(append([]string{"--"}, positional...))
 	return false, nil
+}
+
+// boolFlagBefore returns the bool flag that is the last of consumed, when it
+// was given without "=value".
+func boolFlagBefore(fs *flag.FlagSet, consumed []string) (string, bool) {
+	if len(consumed) == 0 {
+		return "", false
+	}
+	last := consumed[len(consumed)-1]
+	name := strings.TrimLeft(last, "-")
+	if name == last || strings.Contains(name, "=") {
+		return "", false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return "", false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return name, ok && b.IsBoolFlag()
+}
+
+// usageError prints msg and the usage on stderr and returns errUsage.
+func usageError(fs *flag.FlagSet, stderr io.Writer, msg string) error {
+	fmt.Fprintf(stderr, "%s\n\n", msg)
+	fs.SetOutput(stderr)
+	fs.Usage()
+	return errUsage
 }
 
 // usageFunc prints what a command does, its synopsis and its flags (with
@@ -436,8 +525,12 @@ func usageFunc(fs *flag.FlagSet, synopsis, description string) func() {
 				arg = " " + arg
 			}
 			fmt.Fprintf(w, "  --%s%s\n    \t%s", f.Name, arg, usage)
-			if f.DefValue != "" && f.DefValue != "false" {
-				fmt.Fprintf(w, " (default %q)", f.DefValue)
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
+				def := f.DefValue
+				if strings.ContainsAny(def, " \t") {
+					def = strconv.Quote(def)
+				}
+				fmt.Fprintf(w, " (default %s)", def)
 			}
 			fmt.Fprintln(w)
 		})

@@ -159,13 +159,18 @@ func TestHelpNamesEveryEnvironmentVariable(t *testing.T) {
 	t.Parallel()
 	var out, errOut strings.Builder
 	require.NoError(t, runServe(t.Context(), []string{"--help"}, &out, &errOut))
-	for _, group := range allSettings() {
+	for g, group := range allSettings() {
+		if g == groupClient {
+			continue
+		}
 		for _, s := range group {
 			require.Contains(t, out.String(), s.env)
 			require.Contains(t, out.String(), "--"+s.flag)
 		}
 	}
 	require.Contains(t, out.String(), "--demo")
+	require.Contains(t, out.String(), "(default 60)", "defaults are shown as they are typed")
+	require.NotContains(t, out.String(), `(default "`)
 	require.Empty(t, errOut.String())
 
 	for _, cmd := range [][]string{{"migrate", "--help"}, {"project", "create", "--help"}, {"project", "list", "--help"},
@@ -174,6 +179,14 @@ func TestHelpNamesEveryEnvironmentVariable(t *testing.T) {
 		require.NoError(t, commands()[cmd[0]].run(t.Context(), cmd[1:], &out, io.Discard), cmd)
 		require.Contains(t, out.String(), "DESKFORGE_DATABASE_URL", cmd)
 		require.Contains(t, out.String(), "Usage: deskforge "+cmd[0], cmd)
+	}
+	for _, sub := range []string{"trigger", "list", "get", "logs", "download", "cancel", "retry"} {
+		var out strings.Builder
+		require.NoError(t, runBuild(t.Context(), []string{sub, "--help"}, &out, io.Discard), sub)
+		require.Contains(t, out.String(), "Usage: deskforge build "+sub)
+		require.Contains(t, out.String(), "DESKFORGE_URL")
+		require.Contains(t, out.String(), "DESKFORGE_API_KEY")
+		require.Contains(t, out.String(), "--json")
 	}
 	var verOut strings.Builder
 	require.NoError(t, runVersion(t.Context(), []string{"--help"}, &verOut, io.Discard))

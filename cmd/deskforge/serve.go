@@ -14,6 +14,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/deskforge/deskforge/hooks"
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/server"
 	"github.com/deskforge/deskforge/workflows"
@@ -39,11 +40,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
 		return err
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "serve takes no arguments, got %q\n\n", fs.Args())
-		fs.SetOutput(stderr)
-		fs.Usage()
-		return errUsage
+	if err := noArgs(fs, stderr); err != nil {
+		return err
 	}
 	cfg, err := cf.load(*demo)
 	if err != nil {
@@ -56,7 +54,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // with the HTTP listener's address once requests are accepted.
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening func(net.Addr)) error {
 	log := newLogger(cfg, stderr)
-	db, err := models.Open(ctx, cfg.DatabaseURL)
+	db, err := openDatabase(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -68,8 +66,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 	store := models.NewStore(db)
 
 	var (
-		forge workflows.Forge
-		demo  *demoEnv
+		forge     workflows.Forge
+		demo      *demoEnv
+		forgeHost = workflows.ForgeHostOf(cfg.GitHubAPIURL)
 	)
 	if cfg.Demo {
 		demo, forge, err = startDemo(ctx, &cfg, log)
@@ -77,6 +76,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 			return err
 		}
 		defer demo.Close()
+		forgeHost = demo.ForgeHost(cfg.Listen)
 	} else {
 		forge, err = buildForge(ctx, cfg, log)
 		if err != nil {
@@ -87,8 +87,19 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		log.Warn("DESKFORGE_GITHUB_WEBHOOK_SECRET is not set: POST /webhooks/github is off and build status comes from polling GitHub only")
 	}
 
+	// Listening before the engine starts tells the public URL of a demo on
+	// --listen (a port of 0 included).
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (DESKFORGE_LISTEN): %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+	if cfg.publicURLFromListener {
+		cfg.PublicURL = localURL(ln.Addr())
+	}
 	engine := workflows.NewEngine(store, forge, nil, log, workflows.Options{
 		PublicURL:           cfg.PublicURL,
+		ForgeHost:           forgeHost,
 		BuilderRepo:         cfg.BuilderRepo,
 		BuilderWorkflow:     cfg.BuilderWorkflow,
 		BuilderRef:          cfg.BuilderRef,
@@ -101,6 +112,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 	})
 	workers := river.NewWorkers()
 	engine.RegisterWorkers(workers)
+	hooks.New(store, hooks.Options{AllowPrivate: cfg.WebhooksAllowPrivate, Log: log}).RegisterWorkers(workers)
 	jobs, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{
 		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: riverWorkers}},
 		Workers:      workers,
@@ -124,10 +136,6 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		Demo:          cfg.Demo,
 		Log:           log,
 	})
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s (DESKFORGE_LISTEN): %w", cfg.Listen, err)
-	}
 	httpServer := &http.Server{
 		Handler:           api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -213,7 +221,7 @@ func buildForge(ctx context.Context, cfg Config, log *slog.Logger) (workflows.Fo
 // cfg at it (builder repository, webhook secret) and returns it with a forge
 // talking to it.
 func startDemo(ctx context.Context, cfg *Config, log *slog.Logger) (*demoEnv, workflows.Forge, error) {
-	d, err := startDemoSim(ctx, cfg.SimFaults, log)
+	d, err := startDemoSim(ctx, cfg.SimFaults, cfg.demoTiming, log)
 	if err != nil {
 		return nil, nil, err
 	}
