@@ -142,6 +142,7 @@ func (s *Server) routes() *gin.Engine {
 
 	s.registerEngineRoutes(r, api)
 	s.registerEventRoutes(r, api)
+	s.registerDashboardRoutes(r)
 	s.registerHookRoutes(api)
 	return r
 }
