@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/deskforge/deskforge/client"
 	"github.com/deskforge/deskforge/workflows/ghsim"
 )
 
@@ -73,7 +74,7 @@ func TestWatchABuildLive(t *testing.T) {
 	for _, ev := range events {
 		switch ev.event {
 		case "status":
-			var got buildJSON
+			var got client.Build
 			require.NoError(t, json.Unmarshal([]byte(ev.data), &got))
 			statuses = append(statuses, got.Status)
 		case "log":

@@ -83,6 +83,10 @@ function fmtTime(s) {
   return s ? new Date(s).toLocaleString() : "—";
 }
 
+function fmtSize(n) {
+  return n >= 1048576 ? (n / 1048576).toFixed(1) + " MB" : Math.max(1, Math.round(n / 1024)) + " KB";
+}
+
 function badge(status) {
   return el("span", { class: "badge s-" + status }, status);
 }
@@ -94,7 +98,7 @@ function showError(err) {
 // --- sign in -------------------------------------------------------------
 
 function showSignIn() {
-  const input = el("input", { id: "apikey", name: "apikey", type: "password", autocomplete: "off", required: true, spellcheck: "false", "aria-describedby": "apikey-help" });
+  const input = el("input", { id: "apikey", type: "password", autocomplete: "off", required: true, spellcheck: "false", "aria-describedby": "apikey-help" });
   const err = el("p", { class: "error-text", role: "alert" });
   const form = el("form", { class: "card signin", onsubmit: async (e) => {
     e.preventDefault();
@@ -253,7 +257,7 @@ async function showBuild(id) {
       ["Started", fmtTime(x.startedAt)], ["Completed", fmtTime(x.completedAt)],
       ["Duration", x.duration === null ? "—" : x.duration + " s"],
     ];
-    if (x.artifactSize) rows.push(["Installer", (x.artifactSize / 1048576).toFixed(1) + " MB"]);
+    if (x.artifactSize) rows.push(["Installer", fmtSize(x.artifactSize)]);
     meta.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
     downloadBtn.hidden = x.status !== "success";
     cancelBtn.hidden = TERMINAL.has(x.status);
