@@ -217,6 +217,7 @@ func (h *harness) start() {
 		HTTPClient:      h.simSrv.Client(),
 		WritesPerMinute: 600000,
 		WriteBurst:      10000,
+		WritesPerHour:   100_000_000, // the simulator has no hourly budget
 		Logger:          testLogger(),
 	})
 	require.NoError(h.t, err)

@@ -301,7 +301,7 @@ func (s *Server) buildEvents(c *gin.Context) {
 	}
 	w := startSSE(c, s.events.writeTimeout)
 	if c.Request.Method == http.MethodHead {
-		return
+		return // the stream's headers, no events
 	}
 	st := buildStream{logSeq: after}
 	heartbeat := time.NewTicker(s.events.heartbeat)
@@ -403,7 +403,7 @@ func (s *Server) projectEvents(c *gin.Context) {
 	st := projectStream{last: after, floor: after, seen: map[string]time.Time{}}
 	w := startSSE(c, s.events.writeTimeout)
 	if c.Request.Method == http.MethodHead {
-		return
+		return // the stream's headers, no events
 	}
 	heartbeat := time.NewTicker(s.events.heartbeat)
 	defer heartbeat.Stop()

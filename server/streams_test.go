@@ -373,7 +373,7 @@ func TestEventStreamAuth(t *testing.T) {
 	s.cancel()
 
 	// The token stands for project A's key: B's builds stay invisible.
-	idB := b.createBuild(t, b.projectB.ID, b.keyB, map[string]any{"platform": "linux", "version": "2.0.0"})
+	idB := b.createBuild(t, b.projectB.ID, b.keyB, map[string]any{"platform": "linux", "version": "1.0.0"})
 	_, resp = openStream(t, b.url, "/builds/"+idB+"/events", tok)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 
