@@ -19,7 +19,7 @@ const feedBuffer = 64
 // with 1,000 clients on 100 builds, ten times the reads, all queued on
 // SQLite's single connection with the engine's writes (BENCHMARKS.md).
 //
-// A stream gets updates through a bounded channel; a stream that falls
+// A stream gets updates (shared, read-only) through a bounded channel; a stream that falls
 // feedBuffer updates behind (a client not reading) has its channel closed,
 // so a slow client never holds up the reader or the other streams.
 type buildFeeds struct {
@@ -33,7 +33,7 @@ type buildFeeds struct {
 
 // buildFeed is the reader of one build and its streams' channels.
 type buildFeed struct {
-	subs   map[chan buildUpdate]struct{}
+	subs   map[chan *buildUpdate]struct{}
 	cancel context.CancelFunc
 }
 
@@ -47,13 +47,13 @@ type buildUpdate struct {
 // join subscribes to the updates of build id, starting its reader if this
 // is its first stream; leave ends the subscription (and the reader with the
 // last one).
-func (f *buildFeeds) join(id string) (updates <-chan buildUpdate, leave func()) {
+func (f *buildFeeds) join(id string) (updates <-chan *buildUpdate, leave func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	feed := f.feeds[id]
 	if feed == nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		feed = &buildFeed{subs: map[chan buildUpdate]struct{}{}, cancel: cancel}
+		feed = &buildFeed{subs: map[chan *buildUpdate]struct{}{}, cancel: cancel}
 		f.feeds[id] = feed
 		wake, stop := f.changes.Subscribe(models.EventFilter{BuildID: id})
 		go func() {
@@ -61,7 +61,7 @@ func (f *buildFeeds) join(id string) (updates <-chan buildUpdate, leave func()) 
 			f.read(ctx, id, feed, wake)
 		}()
 	}
-	ch := make(chan buildUpdate, feedBuffer)
+	ch := make(chan *buildUpdate, feedBuffer)
 	feed.subs[ch] = struct{}{}
 	return ch, func() {
 		f.mu.Lock()
@@ -103,7 +103,7 @@ func (f *buildFeeds) read(ctx context.Context, id string, feed *buildFeed, wake 
 			}
 			f.log.Warn("build event feed: read failed; waiting for the next change", "build_id", id, "err", err)
 		} else {
-			f.broadcast(feed, buildUpdate{build: b, entries: entries})
+			f.broadcast(feed, &buildUpdate{build: b, entries: entries})
 		}
 		select {
 		case <-ctx.Done():
@@ -115,7 +115,7 @@ func (f *buildFeeds) read(ctx context.Context, id string, feed *buildFeed, wake 
 
 // broadcast hands u to every stream of feed; a stream whose channel is full
 // is dropped (its channel closed).
-func (f *buildFeeds) broadcast(feed *buildFeed, u buildUpdate) {
+func (f *buildFeeds) broadcast(feed *buildFeed, u *buildUpdate) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for ch := range feed.subs {

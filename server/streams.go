@@ -344,7 +344,7 @@ func (s *Server) buildEvents(c *gin.Context) {
 // sendUpdate sends what a feed update brings that the stream has not sent,
 // reading the log from the database only if the stream is behind the
 // update's entries.
-func (s *Server) sendUpdate(ctx context.Context, w *sseWriter, u buildUpdate, st *buildStream) (bool, error) {
+func (s *Server) sendUpdate(ctx context.Context, w *sseWriter, u *buildUpdate, st *buildStream) (bool, error) {
 	if st.logSeq < u.build.LogSeq && (len(u.entries) == 0 || u.entries[0].Seq > st.logSeq+1) {
 		return s.sendBuildUpdates(ctx, w, u.build, st)
 	}
