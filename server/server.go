@@ -195,8 +195,9 @@ func (s *Server) routes() *gin.Engine {
 	api.DELETE("/apikeys/:id", s.requireAdmin, s.revokeAPIKey)
 
 	s.registerEngineRoutes(r, api)
-	s.registerHookRoutes(api)
 	s.registerEventRoutes(r, api)
+	s.registerDashboardRoutes(r)
+	s.registerHookRoutes(api)
 	return r
 }
 
