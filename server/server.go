@@ -55,6 +55,10 @@ type Options struct {
 	// EventTokenSecret signs the tokens of POST /events/token (default: a
 	// random secret stored in the database, shared by replicas).
 	EventTokenSecret []byte
+	// RateLimits limits requests per API key (per client address on the
+	// health routes); nil: no limits. `deskforge serve` sets
+	// DefaultReadRate and DefaultWriteRate unless configured.
+	RateLimits *RateLimits
 }
 
 // DefaultKeyCacheTTL is the default of Options.KeyCacheTTL.
@@ -73,6 +77,7 @@ type Server struct {
 	maxBodyBytes  int64
 	keys          *keyCache
 	events        *eventStreams
+	limiter       *rateLimiter
 }
 
 // New returns a Server with every route registered.
@@ -101,6 +106,7 @@ func New(opts Options) *Server {
 	}
 	s.keys = newKeyCache(ttl)
 	s.events = newEventStreams(opts)
+	s.limiter = newRateLimiter(opts.RateLimits)
 	s.router = s.routes()
 	return s
 }
@@ -123,10 +129,10 @@ func (s *Server) routes() *gin.Engine {
 	r.NoRoute(s.noRoute)
 	r.NoMethod(s.noMethod)
 
-	getAndHead(r, "/healthz", s.healthz)
-	getAndHead(r, "/readyz", s.readyz)
+	getAndHead(r, "/healthz", s.rateLimitByAddress, s.healthz)
+	getAndHead(r, "/readyz", s.rateLimitByAddress, s.readyz)
 
-	api := r.Group("/", s.limitBody, s.authenticate)
+	api := r.Group("/", s.limitBody, s.authenticate, s.rateLimitByKey)
 	getAndHead(api, "/projects", s.listProjects)
 	api.POST("/projects", s.requireAdmin, s.createProject)
 	getAndHead(api, "/projects/:id", s.getProject)
