@@ -59,6 +59,9 @@ type Options struct {
 	// health routes); nil: no limits. `deskforge serve` sets
 	// DefaultReadRate and DefaultWriteRate unless configured.
 	RateLimits *RateLimits
+	// CORSOrigins are the browser origins (scheme://host[:port], or "*")
+	// allowed to call the API; empty: no CORS headers, preflights refused.
+	CORSOrigins []string
 }
 
 // DefaultKeyCacheTTL is the default of Options.KeyCacheTTL.
@@ -78,6 +81,7 @@ type Server struct {
 	keys          *keyCache
 	events        *eventStreams
 	limiter       *rateLimiter
+	corsOrigins   []string
 }
 
 // New returns a Server with every route registered.
@@ -90,6 +94,7 @@ func New(opts Options) *Server {
 		demo:          opts.Demo,
 		log:           opts.Log,
 		maxBodyBytes:  opts.MaxBodyBytes,
+		corsOrigins:   opts.CORSOrigins,
 	}
 	if s.publicURL == "" {
 		s.publicURL = "http://localhost:8080"
@@ -126,6 +131,9 @@ func (s *Server) routes() *gin.Engine {
 	r.RedirectTrailingSlash = false
 	r.ContextWithFallback = true
 	r.Use(s.requestID, s.accessLog, s.recoverPanic)
+	if len(s.corsOrigins) > 0 {
+		r.Use(s.cors)
+	}
 	r.NoRoute(s.noRoute)
 	r.NoMethod(s.noMethod)
 

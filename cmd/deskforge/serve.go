@@ -136,6 +136,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		Demo:          cfg.Demo,
 		Log:           log,
 		RateLimits:    cfg.rateLimits(),
+		CORSOrigins:   cfg.CORSOrigins,
 	})
 	httpServer := &http.Server{
 		Handler:           api.Handler(),
