@@ -148,6 +148,7 @@ func (s *Server) routes() *gin.Engine {
 	api.DELETE("/projects/:id", s.requireAdmin, s.deleteProject)
 	getAndHead(api, "/projects/:id/builds", s.listBuilds)
 	api.POST("/projects/:id/builds", s.createBuild)
+	getAndHead(api, "/builds", s.listAllBuilds)
 	getAndHead(api, "/builds/:id", s.getBuild)
 	getAndHead(api, "/builds/:id/logs", s.getBuildLogs)
 	getAndHead(api, "/apikeys", s.requireAdmin, s.listAPIKeys)
