@@ -219,7 +219,7 @@ func (e *Engine) buildFromRequest(project models.Project, req CreateBuildRequest
 		}
 		repo, workflow, ref = e.opts.BuilderRepo, e.opts.BuilderWorkflow, e.opts.BuilderRef
 	}
-	assetName := templates.AssetName(project.Name, version, req.Platform, req.Arch)
+	assetName := templates.ProjectAssetName(project.ID, project.Name, version, req.Platform, req.Arch)
 	config, err := json.Marshal(templates.BuildConfig{
 		Name:      project.Name,
 		URL:       project.URL,

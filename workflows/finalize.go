@@ -154,6 +154,8 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 			}
 		case err != nil:
 			return e.forgeJobError(fmt.Errorf("finalize build %s: find artifact: %w", b.ID, err))
+		case templates.AssetLabelBuildID(asset.Label) != b.ID:
+			reason = foreignAssetReason(asset, templates.ReleaseTag(b.Version))
 		default:
 			private, err := e.repoPrivate(ctx, repo)
 			if err != nil {
@@ -214,6 +216,9 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		switch to {
 		case models.StatusSuccess:
 			t.Reason, t.Level, t.Message = "job succeeded", models.LevelSuccess, "Build completed successfully"
+			if err := e.supersedeTx(ctx, tx, locked, now); err != nil {
+				return err
+			}
 		case models.StatusCancelled:
 			t.Reason, t.Level, t.Message = "cancelled through DeskForge", models.LevelWarning, "Build cancelled"
 		default:

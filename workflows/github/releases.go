@@ -119,6 +119,7 @@ func findAsset(assets []assetJSON, name string) (workflows.Asset, bool) {
 		return workflows.Asset{
 			ID:                 a.ID,
 			Name:               a.Name,
+			Label:              a.Label,
 			Size:               a.Size,
 			ContentType:        a.ContentType,
 			SHA256:             sha256FromDigest(a.Digest),
