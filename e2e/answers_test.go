@@ -120,7 +120,9 @@ func TestStreamedAssetDownload(t *testing.T) {
 			b := h.trigger("windows", "x64", "2.4.0")
 			got := h.waitTerminal(180*time.Second, b.ID)[b.ID]
 			require.Equal(t, "success", got.Status)
-			want := ghsim.AssetBytes(templates.AssetName("My App", "2.4.0", "windows", "x64"))
+			row, err := h.store.GetBuild(h.ctx, b.ID)
+			require.NoError(t, err)
+			want := ghsim.AssetBytes(row.ArtifactName)
 			require.Equal(t, want, h.download(b.ID), "the streamed bytes, not a 500")
 		})
 	}
