@@ -142,6 +142,7 @@ func (s *Server) routes() *gin.Engine {
 
 	s.registerEngineRoutes(r, api)
 	s.registerHookRoutes(api)
+	s.registerReleaseRoutes(r, api)
 	s.registerEventRoutes(r, api)
 	return r
 }
