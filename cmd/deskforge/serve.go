@@ -109,6 +109,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		StepPollInterval:    cfg.StepPollInterval,
 		StepPollsPerMinute:  cfg.StepPollsPerMinute,
 		DownloadMode:        cfg.DownloadMode,
+		ReconcileInterval:   cfg.ReconcileInterval,
+		StaleAfter:          cfg.StaleAfter,
+		LogWaitTimeout:      cfg.LogWaitTimeout,
+		NoRunTimeout:        cfg.NoRunTimeout,
 	})
 	workers := river.NewWorkers()
 	engine.RegisterWorkers(workers)
@@ -118,6 +122,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		Workers:      workers,
 		PeriodicJobs: engine.PeriodicJobs(),
 		Logger:       riverLogger(cfg, stderr),
+		// A job left running by a process that died is run again within
+		// minutes (River's default is an hour).
+		JobTimeout:           workflows.JobTimeout,
+		RescueStuckJobsAfter: workflows.RescueStuckJobsAfter,
 	})
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)
@@ -214,7 +222,23 @@ func buildForge(ctx context.Context, cfg Config, log *slog.Logger) (workflows.Fo
 	if err != nil {
 		return nil, fmt.Errorf("configure GitHub: %w", err)
 	}
+	go checkGitHub(ctx, client, cfg.BuilderRepo, log)
 	return client, nil
+}
+
+// checkGitHub checks once, at start, that GitHub answers DeskForge's
+// credentials (and sees the builder repository), and says loudly when it
+// does not: builds would otherwise wait in queued, retrying.
+func checkGitHub(ctx context.Context, client *github.Client, builderRepo string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := client.CheckAccess(ctx, builderRepo); err != nil {
+		log.Error("GITHUB CHECK FAILED: DeskForge cannot use its GitHub credentials; builds will not be dispatched until this is fixed "+
+			"(check DESKFORGE_GITHUB_TOKEN or the GitHub App settings, DESKFORGE_GITHUB_API_URL and DESKFORGE_BUILDER_REPO)",
+			"github_base_url", client.BaseURL(), "err", err)
+		return
+	}
+	log.Info("GitHub credentials checked", "github_base_url", client.BaseURL(), "builder_repo", builderRepo)
 }
 
 // startDemo starts demo mode's in-process GitHub simulator (demo.go), points
