@@ -257,7 +257,7 @@ func SyncReleaseTx(ctx context.Context, tx *gorm.DB, id string, now time.Time) (
 		if err != nil {
 			return r, err
 		}
-		if _, err := jobs.InsertManyTx(ctx, SQLTx(tx), []river.InsertManyParams{{Args: PublishReleaseArgs{ReleaseID: id}}}); err != nil {
+		if _, err := jobs.InsertManyFastTx(ctx, SQLTx(tx), []river.InsertManyParams{{Args: PublishReleaseArgs{ReleaseID: id}}}); err != nil {
 			return r, fmt.Errorf("insert publication job of release %s: %w", id, err)
 		}
 	}
