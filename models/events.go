@@ -15,14 +15,20 @@ import (
 // recorded in the store, never from GitHub deliveries directly, so a
 // duplicated or reordered GitHub webhook cannot duplicate an event.
 const (
-	EventBuildQueued    = "build.queued"
-	EventBuildStarted   = "build.started"
-	EventBuildSucceeded = "build.succeeded"
-	EventBuildFailed    = "build.failed"
-	EventBuildCancelled = "build.cancelled"
-	EventProjectCreated = "project.created"
-	EventProjectUpdated = "project.updated"
-	EventProjectDeleted = "project.deleted"
+	EventBuildQueued      = "build.queued"
+	EventBuildStarted     = "build.started"
+	EventBuildSucceeded   = "build.succeeded"
+	EventBuildFailed      = "build.failed"
+	EventBuildCancelled   = "build.cancelled"
+	EventReleaseQueued    = "release.queued"
+	EventReleaseBuilding  = "release.building"
+	EventReleaseSucceeded = "release.succeeded"
+	EventReleaseFailed    = "release.failed"
+	EventReleaseCancelled = "release.cancelled"
+	EventReleasePublished = "release.published"
+	EventProjectCreated   = "project.created"
+	EventProjectUpdated   = "project.updated"
+	EventProjectDeleted   = "project.deleted"
 	// EventPing is sent to one webhook endpoint by POST /webhooks/:id/ping;
 	// it belongs to no project and no stream.
 	EventPing = "ping"
@@ -31,6 +37,8 @@ const (
 // EventTypes lists the event types a webhook endpoint can subscribe to.
 var EventTypes = []string{
 	EventBuildQueued, EventBuildStarted, EventBuildSucceeded, EventBuildFailed, EventBuildCancelled,
+	EventReleaseQueued, EventReleaseBuilding, EventReleaseSucceeded, EventReleaseFailed, EventReleaseCancelled,
+	EventReleasePublished,
 	EventProjectCreated, EventProjectUpdated, EventProjectDeleted,
 }
 
@@ -39,6 +47,7 @@ var EventTypes = []string{
 const (
 	ResourceBuild   = "build"
 	ResourceProject = "project"
+	ResourceRelease = "release"
 	ResourceWebhook = "webhook"
 )
 

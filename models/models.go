@@ -158,6 +158,9 @@ type Build struct {
 	// SupersededBy names the later build of the same project, target and
 	// version whose installer replaced this build's asset on the release.
 	SupersededBy *string `gorm:"size:40"`
+	// ReleaseID names the release this build is a target of (nil for a
+	// build triggered on its own).
+	ReleaseID *string `gorm:"size:40;index"`
 
 	// LogSeq is the sequence number of the build's last log entry.
 	LogSeq int64 `gorm:"not null;default:0"`
@@ -216,5 +219,5 @@ type Setting struct {
 // All lists every model, in migration order.
 func All() []any {
 	return []any{&Project{}, &APIKey{}, &Build{}, &BuildLogEntry{}, &BuildTransition{}, &IdempotencyKey{}, &WebhookDelivery{}, &Setting{},
-		&Event{}, &Webhook{}, &EventDelivery{}}
+		&Event{}, &Webhook{}, &EventDelivery{}, &Release{}, &ReleaseTransition{}}
 }

@@ -110,6 +110,10 @@ func TransitionBuildTx(ctx context.Context, tx *gorm.DB, b *Build, t Transition,
 	}
 	b.Status = t.To
 	b.UpdatedAt = now.UTC()
+	// A release's status follows its builds' (see SyncReleaseTx).
+	if err := syncReleaseOfBuildTx(ctx, tx, b.ID, now); err != nil {
+		return false, err
+	}
 	return true, nil
 }
 

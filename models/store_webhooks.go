@@ -37,7 +37,7 @@ func NewWebhookSecret() string {
 
 // eventPatterns are the subscriptions an endpoint may name besides the
 // event types: every event, or every event of a group.
-var eventPatterns = []string{"*", "build.*", "project.*"}
+var eventPatterns = []string{"*", "build.*", "release.*", "project.*"}
 
 // JoinEvents validates subscriptions (each one of EventTypes or
 // eventPatterns, at least one) and returns them comma-separated, without

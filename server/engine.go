@@ -29,6 +29,14 @@ type BuildEngine interface {
 	// OpenArtifact fetches the installer for the proxy mode, forwarding the
 	// Range of header.
 	OpenArtifact(ctx context.Context, b models.Build, header http.Header) (*http.Response, error)
+	// CreateRelease queues a release and one build per target (see
+	// workflows.Engine.CreateRelease for the errors).
+	CreateRelease(ctx context.Context, req workflows.CreateReleaseRequest) (models.Release, error)
+	// CancelRelease cancels a release's running builds.
+	CancelRelease(ctx context.Context, id string) (models.Release, error)
+	// RetryRelease rebuilds a failed or cancelled release's failed and
+	// cancelled targets.
+	RetryRelease(ctx context.Context, id string) (models.Release, error)
 	// Options are the engine's effective options (DownloadMode).
 	Options() workflows.Options
 }

@@ -25,3 +25,8 @@ func (r eventRenderer) RenderBuild(b models.Build) any { return r.s.buildJSON(b)
 
 // RenderProject implements models.Renderer.
 func (r eventRenderer) RenderProject(p models.Project) any { return projectJSON(p) }
+
+// RenderRelease implements models.ReleaseRenderer.
+func (r eventRenderer) RenderRelease(rel models.Release, builds []models.Build) any {
+	return r.s.releaseJSON(rel, builds)
+}

@@ -211,6 +211,7 @@ func (s *Server) routes() *gin.Engine {
 	api.DELETE("/apikeys/:id", s.requireAdmin, s.revokeAPIKey)
 
 	s.registerEngineRoutes(r, api)
+	s.registerReleaseRoutes(r, api)
 	s.registerEventRoutes(r, api)
 	s.registerDashboardRoutes(r)
 	s.registerHookRoutes(api)

@@ -137,6 +137,17 @@ func AssetLabelBuildID(label string) string {
 	return m[1]
 }
 
+// UpdaterArtifactName is the Tauri v2 updater artifact built beside the
+// installer assetName of platform (with bundle.createUpdaterArtifacts): the
+// app bundle as .app.tar.gz on mac, the installer itself (.msi, .AppImage)
+// elsewhere. Its signature is uploaded as UpdaterArtifactName + ".sig".
+func UpdaterArtifactName(assetName, platform string) string {
+	if platform == "mac" {
+		return strings.TrimSuffix(assetName, ".dmg") + ".app.tar.gz"
+	}
+	return assetName
+}
+
 // ReleaseTag is the tag of the release a build's installer is uploaded to.
 func ReleaseTag(version string) string { return "v" + version }
 

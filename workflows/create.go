@@ -113,16 +113,10 @@ func (e *Engine) CreateBuild(ctx context.Context, req CreateBuildRequest) (model
 				return err
 			}
 		}
-		if err := models.CreateBuildTx(ctx, tx, &b); err != nil {
+		if err := refusePublishedTx(ctx, tx, b.ProjectID, b.Version); err != nil {
 			return err
 		}
-		if err := models.RecordTransitionTx(ctx, tx, b.ID, "", models.StatusQueued, "", b.CreatedAt, models.LevelInfo, message); err != nil {
-			return err
-		}
-		if _, err := e.inserter.InsertTx(ctx, models.SQLTx(tx), DispatchBuildArgs{BuildID: b.ID}, nil); err != nil {
-			return fmt.Errorf("insert dispatch job: %w", err)
-		}
-		return nil
+		return e.insertQueuedBuildTx(ctx, tx, &b, message)
 	})
 	if errors.Is(err, errKeyTaken) {
 		// Another request with the same key committed first: answer as a
@@ -137,6 +131,34 @@ func (e *Engine) CreateBuild(ctx context.Context, req CreateBuildRequest) (model
 			"platform", b.Platform, "arch", b.Arch, "version", b.Version)
 	}
 	return b, nil
+}
+
+// insertQueuedBuildTx inserts a queued build inside tx with its "queued"
+// transition (log entry and event) and its dispatch job.
+func (e *Engine) insertQueuedBuildTx(ctx context.Context, tx *gorm.DB, b *models.Build, message string) error {
+	if err := models.CreateBuildTx(ctx, tx, b); err != nil {
+		return err
+	}
+	if err := models.RecordTransitionTx(ctx, tx, b.ID, "", models.StatusQueued, "", b.CreatedAt, models.LevelInfo, message); err != nil {
+		return err
+	}
+	if _, err := e.inserter.InsertTx(ctx, models.SQLTx(tx), DispatchBuildArgs{BuildID: b.ID}, nil); err != nil {
+		return fmt.Errorf("insert dispatch job: %w", err)
+	}
+	return nil
+}
+
+// refusePublishedTx answers 409 version_published for a version whose
+// release was published: it is immutable.
+func refusePublishedTx(ctx context.Context, tx *gorm.DB, projectID, version string) error {
+	published, err := models.VersionPublished(ctx, tx, projectID, version)
+	if err != nil {
+		return err
+	}
+	if published {
+		return models.ErrVersionPublished(version)
+	}
+	return nil
 }
 
 // replayIdempotent returns the build created earlier for req's idempotency

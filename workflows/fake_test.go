@@ -368,3 +368,11 @@ func messages(entries []models.BuildLogEntry) []string {
 	}
 	return out
 }
+
+func (f *fakeForge) UploadReleaseAsset(context.Context, string, string, string, string, []byte) (Asset, error) {
+	return Asset{}, &InvalidError{Status: 501, Message: "the fake forge does not upload"}
+}
+
+func (f *fakeForge) PublishRelease(context.Context, string, string, string) (string, error) {
+	return "", &InvalidError{Status: 501, Message: "the fake forge does not publish"}
+}

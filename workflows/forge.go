@@ -53,6 +53,15 @@ type Forge interface {
 	OpenAsset(ctx context.Context, repo string, assetID int64, header http.Header) (*http.Response, error)
 	// RepositoryPrivate reports whether a repository is private.
 	RepositoryPrivate(ctx context.Context, repo string) (bool, error)
+	// UploadReleaseAsset uploads data as the asset called name of the
+	// release tagged tag (drafts included). ErrNotFound when there is no
+	// such release; *InvalidError with Status 422 when the release already
+	// has an asset of that name.
+	UploadReleaseAsset(ctx context.Context, repo, tag, name, contentType string, data []byte) (Asset, error)
+	// PublishRelease sets the body of the release tagged tag to notes and
+	// publishes it if it is a draft; it returns the release's web URL.
+	// Publishing a published release changes nothing but its body.
+	PublishRelease(ctx context.Context, repo, tag, notes string) (string, error)
 }
 
 // DispatchRequest is one workflow_dispatch call.

@@ -22,6 +22,7 @@ func (e *Engine) RegisterWorkers(workers *river.Workers) {
 	river.AddWorker(workers, &cancelRunWorker{engine: e})
 	river.AddWorker(workers, &purgeIdempotencyKeysWorker{engine: e})
 	river.AddWorker(workers, &followStepsWorker{engine: e})
+	river.AddWorker(workers, &publishWorker{engine: e})
 }
 
 // PeriodicJobs returns the engine's periodic River jobs (run by the leader):

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -23,6 +26,7 @@ type release struct {
 	draft, prerelease      bool
 	createdAt, publishedAt time.Time
 	assets                 []*asset
+	body                   string
 }
 
 type asset struct {
@@ -32,6 +36,7 @@ type asset struct {
 	label                string
 	size                 int64
 	digest               string // sha256:<hex>
+	content              []byte // uploaded bytes; nil: AssetBytes(name)
 	createdAt, updatedAt time.Time
 	downloads            int
 }
@@ -92,25 +97,118 @@ func (s *Sim) uploadAsset(j *job, at time.Time) {
 		s.rels[rel.id] = rel
 		j.releaseCreated = true
 	}
-	content := AssetBytes(j.assetName)
-	sum := sha256.Sum256(content)
+	a := s.putAsset(rel, j.assetName, nil, at)
+	a.label = templates.AssetLabel(j.assetName, j.run.inputs[templates.InputBuildID])
+	j.assetID, j.assetDigest, j.assetSize = a.id, a.digest, a.size
+	// With features.autoUpdate the Tauri templates also upload the
+	// updater artifact (the installer itself, or on mac the .app.tar.gz)
+	// and its minisign signature (.sig).
+	var cfg struct {
+		Features struct {
+			AutoUpdate bool `json:"autoUpdate"`
+		} `json:"features"`
+	}
+	if json.Unmarshal([]byte(j.run.inputs[templates.InputConfig]), &cfg) == nil && cfg.Features.AutoUpdate {
+		updater := templates.UpdaterArtifactName(j.assetName, j.run.inputs[templates.InputPlatform])
+		if updater != j.assetName {
+			s.putAsset(rel, updater, nil, at)
+		}
+		s.putAsset(rel, updater+".sig", SignatureBytes(updater), at)
+	}
+}
+
+// SignatureBytes is the content of the simulated minisign signature (.sig)
+// of the updater artifact called name: base64 text, as tauri signer writes.
+func SignatureBytes(name string) []byte {
+	sum := sha256.Sum256(AssetBytes(name))
+	text := "untrusted comment: signature from tauri secret key (simulated)\n" + hex.EncodeToString(sum[:]) + "\ntrusted comment: file:" + name + "\n"
+	return []byte(base64.StdEncoding.EncodeToString([]byte(text)))
+}
+
+// putAsset stores an asset on rel, replacing one of the same name (content
+// nil: AssetBytes(name)).
+func (s *Sim) putAsset(rel *release, name string, content []byte, at time.Time) *asset {
+	data := content
+	if data == nil {
+		data = AssetBytes(name)
+	}
+	sum := sha256.Sum256(data)
 	kept := rel.assets[:0]
 	for _, a := range rel.assets {
-		if a.name == j.assetName {
+		if a.name == name {
 			delete(s.asts, a.id)
 			continue
 		}
 		kept = append(kept, a)
 	}
 	a := &asset{
-		id: s.nextAssetID, rel: rel, name: j.assetName, contentType: contentTypeFor(j.assetName),
-		label: templates.AssetLabel(j.assetName, j.run.inputs[templates.InputBuildID]),
-		size:  int64(len(content)), digest: "sha256:" + hex.EncodeToString(sum[:]), createdAt: at, updatedAt: at,
+		id: s.nextAssetID, rel: rel, name: name, contentType: contentTypeFor(name), content: content,
+		size: int64(len(data)), digest: "sha256:" + hex.EncodeToString(sum[:]), createdAt: at, updatedAt: at,
 	}
 	s.nextAssetID++
 	rel.assets = append(kept, a)
 	s.asts[a.id] = a
-	j.assetID, j.assetDigest, j.assetSize = a.id, a.digest, a.size
+	return a
+}
+
+func (a *asset) bytes() []byte {
+	if a.content != nil {
+		return a.content
+	}
+	return AssetBytes(a.name)
+}
+
+// uploadReleaseAsset is POST /repos/{owner}/{repo}/releases/{release_id}/assets?name=
+// (GitHub serves it on uploads.github.com): 422 already_exists when the
+// release has an asset of that name.
+func (s *Sim) uploadReleaseAsset(c *call) *response {
+	rel, errResp := s.releaseOf(c)
+	if errResp != nil {
+		return errResp
+	}
+	name := c.r.URL.Query().Get("name")
+	if name == "" {
+		return invalid("name is required")
+	}
+	for _, a := range rel.assets {
+		if a.name == name {
+			return &response{status: http.StatusUnprocessableEntity, body: map[string]any{
+				"message": "Validation Failed", "errors": []any{map[string]any{"resource": "ReleaseAsset", "code": "already_exists", "field": "name"}},
+			}}
+		}
+	}
+	data, err := io.ReadAll(c.r.Body)
+	if err != nil {
+		return fail(http.StatusBadRequest, "could not read the body")
+	}
+	a := s.putAsset(rel, name, data, c.now)
+	if ct := c.r.Header.Get("Content-Type"); ct != "" {
+		a.contentType = ct
+	}
+	return &response{status: http.StatusCreated, body: s.assetJSON(a)}
+}
+
+// updateRelease is PATCH /repos/{owner}/{repo}/releases/{release_id}: draft
+// and body (publishing a draft sets published_at).
+func (s *Sim) updateRelease(c *call) *response {
+	rel, errResp := s.releaseOf(c)
+	if errResp != nil {
+		return errResp
+	}
+	var body struct {
+		Draft *bool   `json:"draft"`
+		Body  *string `json:"body"`
+	}
+	if err := decodeBody(c.r, &body); err != nil {
+		return fail(http.StatusBadRequest, "Problems parsing JSON")
+	}
+	if body.Body != nil {
+		rel.body = *body.Body
+	}
+	if body.Draft != nil && !*body.Draft && rel.draft {
+		rel.draft, rel.publishedAt = false, c.now
+	}
+	return &response{status: http.StatusOK, body: s.releaseJSON(rel)}
 }
 
 // ReleaseInfo is a snapshot of a release, for tests.
@@ -201,7 +299,7 @@ func (s *Sim) releaseJSON(rel *release) map[string]any {
 		"assets":           assets,
 		"tarball_url":      s.api("/repos/%s/tarball/%s", fn, rel.tag),
 		"zipball_url":      s.api("/repos/%s/zipball/%s", fn, rel.tag),
-		"body":             "",
+		"body":             rel.body,
 	}
 }
 
@@ -305,7 +403,7 @@ func (s *Sim) getAsset(c *call) *response {
 			// "The API will either redirect the client to the location, or
 			// stream it directly if possible."
 			a.downloads++
-			return &response{status: http.StatusOK, raw: AssetBytes(a.name),
+			return &response{status: http.StatusOK, raw: a.bytes(),
 				header: http.Header{"Content-Type": {"application/octet-stream"}}}
 		}
 		loc := s.signedURL(signedAssetsPath, a.id, c.now.Add(5*time.Minute))
@@ -358,9 +456,10 @@ func (s *Sim) serveSignedAsset(w http.ResponseWriter, r *http.Request, p params)
 	a := s.asts[id]
 	var name, ctype string
 	var modified time.Time
+	var content []byte
 	if a != nil {
 		a.downloads++
-		name, ctype, modified = a.name, a.contentType, a.updatedAt
+		name, ctype, modified, content = a.name, a.contentType, a.updatedAt, a.bytes()
 	}
 	s.mu.Unlock()
 	if a == nil {
@@ -370,7 +469,7 @@ func (s *Sim) serveSignedAsset(w http.ResponseWriter, r *http.Request, p params)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%s", name))
 	w.Header().Set("X-Ms-Meta-Content-Type", ctype)
-	http.ServeContent(w, r, name, modified, bytes.NewReader(AssetBytes(name)))
+	http.ServeContent(w, r, name, modified, bytes.NewReader(content))
 }
 
 // serveBrowserDownload serves browser_download_url: a redirect to the signed
@@ -407,4 +506,33 @@ func (s *Sim) serveBrowserDownload(w http.ResponseWriter, r *http.Request, p par
 		return
 	}
 	http.Redirect(w, r, loc, http.StatusFound)
+}
+
+// AssetContent returns the bytes of the asset called name in the release
+// tagged tag of a repository, for tests.
+func (s *Sim) AssetContent(fullName, tag, name string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.repos[strings.ToLower(fullName)]
+	if r == nil {
+		return nil, false
+	}
+	for _, rel := range r.releases {
+		if rel.tag != tag {
+			continue
+		}
+		for _, a := range rel.assets {
+			if a.name == name {
+				return a.bytes(), true
+			}
+		}
+	}
+	return nil, false
+}
+
+// SetScenario replaces the scenario rules for runs dispatched from now on.
+func (s *Sim) SetScenario(rules []Rule) {
+	s.mu.Lock()
+	s.scenario = rules
+	s.mu.Unlock()
 }

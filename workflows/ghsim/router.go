@@ -88,6 +88,8 @@ func buildRoutes() []*route {
 	api("GET", "/repos/{owner}/{repo}/releases/assets/{asset_id}", "/releases/assets#get-a-release-asset", (*Sim).getAsset)
 	api("GET", "/repos/{owner}/{repo}/releases/{release_id}", "/releases/releases#get-a-release", (*Sim).getRelease)
 	api("GET", "/repos/{owner}/{repo}/releases/{release_id}/assets", "/releases/assets#list-release-assets", (*Sim).listAssets)
+	api("POST", "/repos/{owner}/{repo}/releases/{release_id}/assets", "/releases/assets#upload-a-release-asset", (*Sim).uploadReleaseAsset)
+	api("PATCH", "/repos/{owner}/{repo}/releases/{release_id}", "/releases/releases#update-a-release", (*Sim).updateRelease)
 	api("GET", "/repos/{owner}/{repo}/contents/{path...}", "/repos/contents#get-repository-content", (*Sim).getContents)
 	api("PUT", "/repos/{owner}/{repo}/contents/{path...}", "/repos/contents#create-or-update-file-contents", (*Sim).putContents)
 	api("GET", "/repos/{owner}/{repo}/git/ref/{ref...}", "/git/refs#get-a-reference", (*Sim).getRef)
