@@ -334,7 +334,7 @@ func TestTwoDemosOnOnePostgres(t *testing.T) {
 	createdBy := map[string]*demoProcess{}
 	var ids []string
 	platforms := []string{"linux", "mac", "windows"}
-	for i := range 12 {
+	for i := range 8 {
 		p := a
 		if i%2 == 1 {
 			p = b
