@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -64,6 +65,7 @@ type errorDetail struct {
 //   - *workflows.SupersededError → 410 artifact_superseded, naming the build
 //     whose installer replaced this one's
 //   - *models.RateLimitedError → 429 rate_limited with Retry-After
+//   - os.ErrDeadlineExceeded (a body read past its deadline) → 408 request_timeout
 //   - *http.MaxBytesError → 413 payload_too_large
 //   - *workflows.RateLimitError → 503 github_rate_limited with Retry-After
 //   - *workflows.TransientError → 502 github_unavailable
@@ -108,7 +110,7 @@ func (s *Server) classify(c *gin.Context, err error) *apiError {
 		return &apiError{http.StatusBadRequest, codeInvalidRequest, err.Error(), ""}
 	case errors.Is(err, models.ErrNotFound):
 		return &apiError{http.StatusNotFound, codeNotFound,
-			fmt.Sprintf("%s does not exist or is not visible to this API key", c.Request.URL.Path), ""}
+			fmt.Sprintf("%s does not exist or is not visible to this API key", clip(c.Request.URL.Path)), ""}
 	case errors.As(err, &se):
 		return &apiError{http.StatusConflict, se.Code, se.Message, ""}
 	case errors.Is(err, models.ErrConflict):
@@ -116,6 +118,9 @@ func (s *Server) classify(c *gin.Context, err error) *apiError {
 	case errors.As(err, &rle):
 		setRetryAfter(c, rle.RetryAfter)
 		return &apiError{http.StatusTooManyRequests, codeRateLimited, rle.Message, ""}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &apiError{http.StatusRequestTimeout, codeRequestTimeout,
+			"the request body did not arrive in time; send it at once, at a steady pace", ""}
 	case errors.As(err, &mbe):
 		return &apiError{http.StatusRequestEntityTooLarge, codeTooLarge,
 			fmt.Sprintf("request body larger than %d bytes", mbe.Limit), ""}
@@ -152,10 +157,10 @@ func invalid(field, format string, args ...any) error {
 
 func (s *Server) noRoute(c *gin.Context) {
 	s.renderError(c, &apiError{http.StatusNotFound, codeNotFound,
-		fmt.Sprintf("no endpoint %s %s", c.Request.Method, c.Request.URL.Path), ""})
+		fmt.Sprintf("no endpoint %s %s", c.Request.Method, clip(c.Request.URL.Path)), ""})
 }
 
 func (s *Server) noMethod(c *gin.Context) {
 	s.renderError(c, &apiError{http.StatusMethodNotAllowed, codeMethodNotAllowed,
-		fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path), ""})
+		fmt.Sprintf("%s is not allowed on %s", c.Request.Method, clip(c.Request.URL.Path)), ""})
 }

@@ -184,6 +184,7 @@ func TestCreateBuildValidation(t *testing.T) {
 		{"TwoComponents", workflows.CreateBuildRequest{ProjectID: bundle.webApp.ID, Platform: "mac", Version: "1.0"}, "version"},
 		{"LeadingZero", workflows.CreateBuildRequest{ProjectID: bundle.webApp.ID, Platform: "mac", Version: "01.0.0"}, "version"},
 		{"NoVersionAnywhere", workflows.CreateBuildRequest{ProjectID: noVersion.ID, Platform: "linux"}, "version"},
+		{"BuildMetadata", workflows.CreateBuildRequest{ProjectID: bundle.webApp.ID, Platform: "mac", Version: "1.0.0+build.5"}, "version"},
 		{"NoRunner", workflows.CreateBuildRequest{ProjectID: noVersion.ID, Platform: "linux", Arch: "arm64", Version: "1.0.0"}, "arch"},
 		{"LongIdempotencyKey", workflows.CreateBuildRequest{ProjectID: bundle.webApp.ID, Platform: "mac", IdempotencyKey: strings.Repeat("k", 256)}, "Idempotency-Key"},
 		{"ControlInIdempotencyKey", workflows.CreateBuildRequest{ProjectID: bundle.webApp.ID, Platform: "mac", IdempotencyKey: "a\nb"}, "Idempotency-Key"},

@@ -121,7 +121,11 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 				e.log.Warn("finalize: job log not fetched, trying again", "build_id", b.ID, "job_id", *jobID, "error", err)
 				return river.JobSnooze(e.backoff(waited))
 			}
-			logNote = fmt.Sprintf("The log of job %d could not be fetched: %v", *jobID, errors.Unwrap(err))
+			var cause error = err
+			if transient := (*TransientError)(nil); errors.As(err, &transient) {
+				cause = transient // "GitHub answered 503: …", "GitHub unreachable: …"
+			}
+			logNote = fmt.Sprintf("The log of job %d could not be fetched: %v", *jobID, cause)
 		}
 	}
 	if logNote != "" && logNoteLevel == models.LevelWarning {

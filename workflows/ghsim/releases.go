@@ -301,6 +301,13 @@ func (s *Sim) getAsset(c *call) *response {
 		return notFound()
 	}
 	if strings.Contains(c.r.Header.Get("Accept"), "application/octet-stream") {
+		if s.opts.Faults.AssetStream {
+			// "The API will either redirect the client to the location, or
+			// stream it directly if possible."
+			a.downloads++
+			return &response{status: http.StatusOK, raw: AssetBytes(a.name),
+				header: http.Header{"Content-Type": {"application/octet-stream"}}}
+		}
 		loc := s.signedURL(signedAssetsPath, a.id, c.now.Add(5*time.Minute))
 		return &response{status: http.StatusFound, header: http.Header{"Location": []string{loc}}}
 	}

@@ -16,8 +16,9 @@ import (
 const maxListPages = 100
 
 // ErrNoSignedURL is returned by AssetDownloadURL when the server streams the
-// asset itself instead of redirecting to a signed URL.
-var ErrNoSignedURL = errors.New("server streamed the asset instead of redirecting to a signed URL")
+// asset itself instead of redirecting to a signed URL: it is
+// workflows.ErrAssetStreamed (use OpenAsset).
+var ErrNoSignedURL = workflows.ErrAssetStreamed
 
 // releaseJSON and assetJSON decode releases raw: go-github v62's
 // ReleaseAsset has no digest field.
