@@ -142,14 +142,14 @@ func TestCreateBuild(t *testing.T) {
 			})
 
 			t.Run("OwnRepositoryAndDefaults", func(t *testing.T) {
-				b, err := bundle.engine.CreateBuild(ctx, workflows.CreateBuildRequest{ProjectID: bundle.ownRepo.ID, Platform: "windows", Version: "2.0.0-beta.1+exp.sha.5114f85"})
+				b, err := bundle.engine.CreateBuild(ctx, workflows.CreateBuildRequest{ProjectID: bundle.ownRepo.ID, Platform: "windows", Version: "2.0.0-beta.1"})
 				require.NoError(t, err)
 				require.Equal(t, "x64", b.Arch)
 				require.Equal(t, "acme/tool", b.Repository)
 				require.Equal(t, "build.yml", b.Workflow)
 				require.Equal(t, "release", b.Ref)
 				require.Equal(t, "windows-2025", b.Runner)
-				require.Equal(t, "tool-"+templates.ProjectTag(bundle.ownRepo.ID)+"-2.0.0-beta.1+exp.sha.5114f85-windows-x64.msi", b.AssetName)
+				require.Equal(t, "tool-"+templates.ProjectTag(bundle.ownRepo.ID)+"-2.0.0-beta.1-windows-x64.msi", b.AssetName)
 			})
 
 			t.Run("RetryOf", func(t *testing.T) {

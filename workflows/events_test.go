@@ -9,6 +9,7 @@ import (
 
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/models/dbtest"
+	"github.com/deskforge/deskforge/templates"
 )
 
 // TestDuplicateAndReorderedWebhooksNeverDuplicateEvents: a build going
@@ -34,7 +35,7 @@ func TestDuplicateAndReorderedWebhooksNeverDuplicateEvents(t *testing.T) {
 				r.Status, r.Conclusion = "completed", "success"
 				tb.forge.logs[j.ID] = sampleLog
 			})
-			tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 77, Name: "app-1.2.3-mac-arm64.dmg", Size: 1234,
+			tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 77, Name: "app-1.2.3-mac-arm64.dmg", Label: templates.AssetLabel("app-1.2.3-mac-arm64.dmg", b.ID), Size: 1234,
 				SHA256: strings.Repeat("ab", 32), BrowserDownloadURL: "https://github.com/acme/app/releases/download/v1.2.3/app.dmg"}
 			queuedLate := completed
 			queuedLate.Status, queuedLate.Conclusion = "queued", ""
