@@ -214,6 +214,9 @@ func demoBanner(serverURL, simURL, projectID, key string) string {
  Admin API key (shown once; a new one is printed at every demo start):
    %[4]s
 
+ Dashboard (signs this browser tab in with the key):
+   %[1]s/#key=%[4]s
+
  Try it:
    export DESKFORGE_KEY=%[4]s
    curl -s -X POST %[1]s/projects/%[3]s/builds \
