@@ -94,11 +94,11 @@ func (e *Engine) fetchArtifact(ctx context.Context, b models.Build, rangeHeader 
 }
 
 func artifactReady(b models.Build) error {
+	if b.Status == models.StatusSuccess && b.SupersededBy != nil {
+		return &SupersededError{BuildID: b.ID, By: *b.SupersededBy}
+	}
 	if b.Status != models.StatusSuccess || b.ArtifactAssetID == nil {
 		return fmt.Errorf("build %s is %s: %w", b.ID, b.Status, ErrNotReady)
-	}
-	if b.SupersededBy != nil {
-		return &SupersededError{BuildID: b.ID, By: *b.SupersededBy}
 	}
 	return nil
 }

@@ -155,7 +155,12 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		case err != nil:
 			return e.forgeJobError(fmt.Errorf("finalize build %s: find artifact: %w", b.ID, err))
 		case templates.AssetLabelBuildID(asset.Label) != b.ID:
-			reason = foreignAssetReason(asset, templates.ReleaseTag(b.Version))
+			if later := e.replacedBy(ctx, b, asset); later != "" {
+				to, reason = models.StatusSuccess, ""
+				fields["superseded_by"] = later
+			} else {
+				reason = foreignAssetReason(asset, templates.ReleaseTag(b.Version))
+			}
 		default:
 			private, err := e.repoPrivate(ctx, repo)
 			if err != nil {
@@ -216,7 +221,7 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		switch to {
 		case models.StatusSuccess:
 			t.Reason, t.Level, t.Message = "job succeeded", models.LevelSuccess, "Build completed successfully"
-			if err := e.supersedeTx(ctx, tx, locked, now); err != nil {
+			if err := e.supersedeTx(ctx, tx, locked, fields, now); err != nil {
 				return err
 			}
 		case models.StatusCancelled:

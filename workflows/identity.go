@@ -124,20 +124,42 @@ func foreignAssetReason(asset Asset, tag string) string {
 
 // supersedeTx records, as b succeeds, that its asset replaced the one of
 // earlier successful builds of the same name (same project, version and
-// target) on the same release: their downloads answer 410 naming b.
-func (e *Engine) supersedeTx(ctx context.Context, tx *gorm.DB, b models.Build, now time.Time) error {
+// target) on the same release: their downloads answer 410 naming b. When b
+// itself was already replaced (fields["superseded_by"]), its log says so.
+func (e *Engine) supersedeTx(ctx context.Context, tx *gorm.DB, b models.Build, fields map[string]any, now time.Time) error {
+	if by, ok := fields["superseded_by"].(string); ok {
+		return models.AppendLogTx(ctx, tx, b.ID, models.LogLine{Timestamp: now, Level: models.LevelWarning, Message: supersededMessage(by)})
+	}
 	ids, err := models.SupersedeBuildsTx(ctx, tx, b, now)
 	if err != nil {
 		return err
 	}
 	for _, id := range ids {
-		msg := fmt.Sprintf("Installer replaced on the release by build %s (a rebuild of the same version and target); download that build instead", b.ID)
-		if err := models.AppendLogTx(ctx, tx, id, models.LogLine{Timestamp: now, Level: models.LevelWarning, Message: msg}); err != nil {
+		if err := models.AppendLogTx(ctx, tx, id, models.LogLine{Timestamp: now, Level: models.LevelWarning, Message: supersededMessage(b.ID)}); err != nil {
 			return err
 		}
 		e.log.Info("build's installer superseded", "build_id", id, "by", b.ID)
 	}
 	return nil
+}
+
+func supersededMessage(by string) string {
+	return fmt.Sprintf("Installer replaced on the release by build %s (a rebuild of the same version and target); download that build instead", by)
+}
+
+// replacedBy returns the build whose upload replaced b's asset before b
+// finished (a later build of the same project, version and target, named
+// by the asset's label), or "" when the asset is not such a build's.
+func (e *Engine) replacedBy(ctx context.Context, b models.Build, asset Asset) string {
+	owner := templates.AssetLabelBuildID(asset.Label)
+	if owner <= b.ID { // build ids sort by creation time
+		return ""
+	}
+	later, err := e.store.LoadBuild(ctx, owner)
+	if err != nil || later.AssetName != b.AssetName || !strings.EqualFold(e.repoOf(later), e.repoOf(b)) {
+		return ""
+	}
+	return later.ID
 }
 
 // SupersededError is returned for the artifact of a build whose installer

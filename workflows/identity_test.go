@@ -211,3 +211,28 @@ func TestRebuildSupersedesTheEarlierAsset(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentRebuildReplacedTheAssetFirst: two builds of the same
+// target and version run at once and the later one's upload replaces the
+// earlier one's before the earlier one finishes: the earlier build
+// succeeds (its workflow did) without recording the other's asset, and its
+// download names the build that replaced it.
+func TestConcurrentRebuildReplacedTheAssetFirst(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, models.DialectSQLite)
+	const name = "app-1.2.3-mac-arm64.dmg"
+	first, runFirst := tb.dispatched(t)
+	tb.clock.advance(time.Second)
+	rebuild, _ := tb.dispatched(t)
+	got := tb.succeedWithAsset(t, first, runFirst, Asset{ID: 6, Name: name, Label: templates.AssetLabel(name, rebuild.ID), Size: 6})
+	require.Equal(t, models.StatusSuccess, got.Status)
+	require.Nil(t, got.ArtifactAssetID, "the rebuild's asset is not recorded for the first build")
+	require.Equal(t, rebuild.ID, *got.SupersededBy)
+	_, err := tb.engine.ArtifactURL(tb.ctx, got)
+	var sup *SupersededError
+	require.ErrorAs(t, err, &sup)
+	require.Equal(t, rebuild.ID, sup.By)
+	msgs := messages(tb.logs(t, first.ID))
+	require.Equal(t, "warning: "+supersededMessage(rebuild.ID), msgs[len(msgs)-2])
+	require.Equal(t, "success: Build completed successfully", msgs[len(msgs)-1])
+}

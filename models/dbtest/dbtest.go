@@ -75,6 +75,11 @@ func open(t testing.TB, dialect, rawURL string) *models.DB {
 	return db
 }
 
+// PostgresURL returns the URL of a fresh, empty PostgreSQL schema of the
+// test's own (dropped at the end), for tests that start DeskForge processes
+// on one database; the test is skipped when EnvURL is unset.
+func PostgresURL(t testing.TB) string { return postgresSchemaURL(t) }
+
 // postgresSchemaURL creates a schema of its own for the test and returns a
 // URL whose search_path points at it.
 func postgresSchemaURL(t testing.TB) string {
