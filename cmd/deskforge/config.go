@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/deskforge/deskforge/server"
 	"github.com/deskforge/deskforge/templates"
 	"github.com/deskforge/deskforge/workflows/ghsim"
 )
@@ -40,6 +41,10 @@ type Config struct {
 	BuilderRef              string
 	Runners                 templates.RunnerTable
 	MaxBuildDuration        time.Duration
+	ReconcileInterval       time.Duration
+	StaleAfter              time.Duration
+	LogWaitTimeout          time.Duration
+	NoRunTimeout            time.Duration
 	DispatchesPerMinute     int
 	StepPollInterval        time.Duration
 	StepPollsPerMinute      int
@@ -51,6 +56,16 @@ type Config struct {
 	// WebhooksAllowPrivate lets outbound webhooks reach loopback and
 	// private addresses (on by default in the demo).
 	WebhooksAllowPrivate bool
+	// ReadRate and WriteRate are the per-key request limits (rate limits
+	// off when both are zero: "off").
+	ReadRate, WriteRate server.Rate
+	// CORSOrigins are the browser origins allowed to call the API.
+	CORSOrigins []string
+	// GitHubRunDetails: dispatches ask for return_run_details (false for
+	// GitHub Enterprise Server releases that reject it).
+	GitHubRunDetails bool
+	// MetricsListen is the address of the Prometheus endpoint (empty: off).
+	MetricsListen string
 	// publicURLFromListener: the public URL is the listener's local URL (a
 	// demo without DESKFORGE_PUBLIC_URL, so that links follow --listen).
 	publicURLFromListener bool
@@ -121,11 +136,20 @@ func allSettings() map[int][]*setting {
 			{flag: "builder-ref", arg: "REF", env: "DESKFORGE_BUILDER_REF", def: "main", usage: "branch or tag of the builder repository to run"},
 			{flag: "runners", arg: "LIST", env: "DESKFORGE_RUNNERS", usage: "runner labels overriding the defaults, e.g. mac/arm64=macos-26,linux/x64=ubuntu-24.04"},
 			{flag: "max-build-duration", arg: "DURATION", env: "DESKFORGE_MAX_BUILD_DURATION", def: "6h", usage: "a build still building after this fails as timed out"},
+			{flag: "reconcile-interval", arg: "DURATION", env: "DESKFORGE_RECONCILE_INTERVAL", def: "30s", usage: "how often unfinished builds are checked for staleness (polled on GitHub when webhooks are late or lost)"},
+			{flag: "stale-after", arg: "DURATION", env: "DESKFORGE_STALE_AFTER", def: "60s", usage: "an unfinished build not updated for this long is polled on GitHub"},
+			{flag: "log-wait-timeout", arg: "DURATION", env: "DESKFORGE_LOG_WAIT_TIMEOUT", def: "2m", usage: "how long after a job completed its log is awaited (GitHub answers 404 or fails) before the build ends without it"},
+			{flag: "no-run-timeout", arg: "DURATION", env: "DESKFORGE_NO_RUN_TIMEOUT", def: "10m", usage: "a build whose dispatch GitHub accepted but whose workflow run never appeared fails after this long"},
 			{flag: "dispatches-per-minute", arg: "N", env: "DESKFORGE_DISPATCHES_PER_MINUTE", def: "60", usage: "pace of workflow dispatches (GitHub writes) per token"},
 			{flag: "step-poll-interval", arg: "DURATION", env: "DESKFORGE_STEP_POLL_INTERVAL", def: "8s", usage: "how often a building build's job steps are read for live progress (conditional requests)"},
 			{flag: "step-polls-per-minute", arg: "N", env: "DESKFORGE_STEP_POLLS_PER_MINUTE", def: "300", usage: "cap on those reads per process"},
 			{flag: "download-mode", arg: "MODE", env: "DESKFORGE_DOWNLOAD_MODE", def: "redirect", usage: "artifact downloads: redirect (to GitHub) or proxy (streamed through DeskForge)"},
 			{flag: "webhooks-allow-private", arg: "BOOL", env: "DESKFORGE_WEBHOOKS_ALLOW_PRIVATE", def: "false", usage: "let outbound webhooks reach loopback, private and link-local addresses (on-premises receivers; true by default with --demo)"},
+			{flag: "rate-limit-reads", arg: "RATE", env: "DESKFORGE_RATE_LIMIT_READS", def: "50/s:200", usage: "reads (GET) per API key or client address: PER_SECOND/s:BURST, or off; per replica"},
+			{flag: "rate-limit-writes", arg: "RATE", env: "DESKFORGE_RATE_LIMIT_WRITES", def: "1/s:30", usage: "triggers and other writes per API key: PER_SECOND/s:BURST, or off; per replica"},
+			{flag: "cors-origins", arg: "LIST", env: "DESKFORGE_CORS_ORIGINS", usage: "browser origins allowed to call the API, comma-separated (e.g. https://app.example.com), or *"},
+			{flag: "github-run-details", arg: "BOOL", env: "DESKFORGE_GITHUB_RUN_DETAILS", def: "true", usage: "ask GitHub to return the run of a dispatch (false for GitHub Enterprise Server releases without return_run_details)"},
+			{flag: "metrics-listen", arg: "ADDR", env: "DESKFORGE_METRICS_LISTEN", usage: "address of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9090 (empty: off)"},
 			{flag: "sim-faults", arg: "LIST", env: "DESKFORGE_SIM_FAULTS", usage: "demo only: simulator faults, e.g. drop=0.3,duplicate=0.2,api5xx=0.1,seed=7"},
 		},
 	}
@@ -334,12 +358,25 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 		}
 		cfg.Runners = runners
 	}
-	if s, v := str("max-build-duration"); s != nil {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			errs = append(errs, s.errorf("%q is not a positive duration; use e.g. 6h or 90m", v))
+	for _, d := range []struct {
+		name, example string
+		dst           *time.Duration
+	}{
+		{"max-build-duration", "6h or 90m", &cfg.MaxBuildDuration},
+		{"reconcile-interval", "30s or 1m", &cfg.ReconcileInterval},
+		{"stale-after", "60s or 2m", &cfg.StaleAfter},
+		{"log-wait-timeout", "2m or 5m", &cfg.LogWaitTimeout},
+		{"no-run-timeout", "10m or 30m", &cfg.NoRunTimeout},
+	} {
+		s, v := str(d.name)
+		if s == nil {
+			continue
 		}
-		cfg.MaxBuildDuration = d
+		parsed, err := time.ParseDuration(v)
+		if err != nil || parsed <= 0 {
+			errs = append(errs, s.errorf("%q is not a positive duration; use e.g. %s", v, d.example))
+		}
+		*d.dst = parsed
 	}
 	if s, v := str("dispatches-per-minute"); s != nil {
 		n, err := strconv.Atoi(v)
@@ -375,6 +412,7 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 		}
 		cfg.WebhooksAllowPrivate = allow || (demo && !s.given)
 	}
+	errs = append(errs, cf.buildProduction(&cfg)...)
 	return cfg, errors.Join(errs...)
 }
 
