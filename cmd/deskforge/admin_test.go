@@ -253,7 +253,7 @@ func TestServeRunsAndShutsDownGracefully(t *testing.T) {
 	case addr = <-addrs:
 	case err := <-done:
 		t.Fatalf("serve returned early: %v", err)
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatal("serve did not start listening")
 	}
 	for _, path := range []string{"/healthz", "/readyz"} {
@@ -271,7 +271,7 @@ func TestServeRunsAndShutsDownGracefully(t *testing.T) {
 	select {
 	case err := <-done:
 		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatal("serve did not shut down")
 	}
 	require.Contains(t, logs.String(), "shutting down")

@@ -69,7 +69,7 @@ func startDemoServer(t *testing.T, env map[string]string, timing ghsim.Timing) *
 	case err := <-done:
 		cancel()
 		t.Fatalf("serve --demo returned early: %v", err)
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * time.Minute): // generous: a loaded machine under -race
 		cancel()
 		t.Fatal("serve --demo did not start listening")
 	}
@@ -80,7 +80,7 @@ func startDemoServer(t *testing.T, env map[string]string, timing ghsim.Timing) *
 			cancel()
 			select {
 			case stopErr = <-done:
-			case <-time.After(30 * time.Second):
+			case <-time.After(2 * time.Minute):
 				stopErr = fmt.Errorf("serve --demo did not shut down")
 			}
 		})
@@ -109,9 +109,25 @@ func (d *demoServer) cli(ctx context.Context, sub string, args ...string) (int, 
 	return code, stdout.String(), stderr.String()
 }
 
-func TestBuildTriggerWaitExitStatus(t *testing.T) {
+// TestBuildCommands runs the build commands against one `serve --demo`
+// (fast simulated runs, downloads proxied so that a cut transfer can be
+// resumed through a proxy).
+func TestBuildCommands(t *testing.T) {
 	t.Parallel()
-	d := startDemoServer(t, nil, fastTiming())
+	d := startDemoServer(t, map[string]string{"DESKFORGE_DOWNLOAD_MODE": "proxy"}, fastTiming())
+	for name, test := range map[string]func(*testing.T, *demoServer){
+		"TriggerWaitExitStatus":                testBuildTriggerWaitExitStatus,
+		"LogsFollowPrintsTheWholeLogOnce":      testBuildLogsFollowPrintsTheWholeLogOnce,
+		"DownloadResumesAnInterruptedDownload": testBuildDownloadResumesAnInterruptedDownload,
+		"FollowStopsOnInterrupt":               testBuildFollowStopsOnInterrupt,
+		"CommandErrors":                        testBuildCommandErrors,
+	} {
+		t.Run(name, func(t *testing.T) { test(t, d) })
+	}
+}
+
+func testBuildTriggerWaitExitStatus(t *testing.T, d *demoServer) {
+	t.Parallel()
 	tests := []struct {
 		version string
 		code    int
@@ -148,9 +164,8 @@ func TestBuildTriggerWaitExitStatus(t *testing.T) {
 	}
 }
 
-func TestBuildLogsFollowPrintsTheWholeLogOnce(t *testing.T) {
+func testBuildLogsFollowPrintsTheWholeLogOnce(t *testing.T, d *demoServer) {
 	t.Parallel()
-	d := startDemoServer(t, nil, fastTiming())
 	code, out, errOut := d.cli(t.Context(), "trigger", "--platform", "mac", "--version", "2.0.0")
 	require.Equal(t, 0, code, errOut)
 	id := strings.TrimSpace(out)
@@ -237,9 +252,8 @@ func (p *cuttingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	panic(http.ErrAbortHandler)
 }
 
-func TestBuildDownloadResumesAnInterruptedDownload(t *testing.T) {
+func testBuildDownloadResumesAnInterruptedDownload(t *testing.T, d *demoServer) {
 	t.Parallel()
-	d := startDemoServer(t, map[string]string{"DESKFORGE_DOWNLOAD_MODE": "proxy"}, fastTiming())
 	code, out, errOut := d.cli(t.Context(), "trigger", "--platform", "windows", "--version", "3.0.0", "--wait", "--json", "--interval", "50ms")
 	require.Equal(t, 0, code, errOut)
 	var b client.Build
@@ -270,10 +284,9 @@ func TestBuildDownloadResumesAnInterruptedDownload(t *testing.T) {
 	require.Equal(t, []string{"", fmt.Sprintf("bytes=%d-", len(want)/2)}, p.ranges)
 }
 
-// TestBuildFollowStopsOnInterrupt: Ctrl-C stops following; the build goes on.
-func TestBuildFollowStopsOnInterrupt(t *testing.T) {
+// testBuildFollowStopsOnInterrupt: Ctrl-C stops following; the build goes on.
+func testBuildFollowStopsOnInterrupt(t *testing.T, d *demoServer) {
 	t.Parallel()
-	d := startDemoServer(t, nil, fastTiming())
 	code, out, _ := d.cli(t.Context(), "trigger", "--platform", "linux", "--version", "4.0.0-hang")
 	require.Equal(t, 0, code)
 	id := strings.TrimSpace(out)
@@ -313,9 +326,8 @@ func TestBuildFollowStopsOnInterrupt(t *testing.T) {
 	require.Equal(t, id, *retry.RetryOf)
 }
 
-func TestBuildCommandErrors(t *testing.T) {
+func testBuildCommandErrors(t *testing.T, d *demoServer) {
 	t.Parallel()
-	d := startDemoServer(t, nil, fastTiming())
 	down := httptest.NewServer(http.NotFoundHandler())
 	downURL := down.URL
 	down.Close()
