@@ -189,6 +189,29 @@ func summarize(t *testing.T, evs []sseEvent) []string {
 	return out
 }
 
+// logSeqs returns the ids of the log events among evs.
+func logSeqs(t *testing.T, evs []sseEvent) []int {
+	t.Helper()
+	var seqs []int
+	for _, ev := range evs {
+		if ev.Event == "log" {
+			n, err := strconv.Atoi(ev.ID)
+			require.NoError(t, err)
+			seqs = append(seqs, n)
+		}
+	}
+	return seqs
+}
+
+// seqRange returns from, from+1, …, to.
+func seqRange(from, to int) []int {
+	var out []int
+	for n := from; n <= to; n++ {
+		out = append(out, n)
+	}
+	return out
+}
+
 // buildWriter changes a build as the engine does, in transactions.
 type buildWriter struct {
 	t     *testing.T
@@ -322,19 +345,7 @@ func TestBuildEventsResumeWithoutGapsOrDuplicates(t *testing.T) {
 			}
 			s2, resp := openStream(t, b.url, path, b.keyA, resume...)
 			require.NotNil(t, s2, "status %d", resp.StatusCode)
-			var seqs []int
-			for _, ev := range s2.until(t, isStatus("failed")) {
-				if ev.Event == "log" {
-					n, err := strconv.Atoi(ev.ID)
-					require.NoError(t, err)
-					seqs = append(seqs, n)
-				}
-			}
-			want := []int{}
-			for n := 7; n <= 23; n++ {
-				want = append(want, n)
-			}
-			require.Equal(t, want, seqs)
+			require.Equal(t, seqRange(7, 23), logSeqs(t, s2.until(t, isStatus("failed"))))
 			s2.requireClosed(t)
 		}
 
@@ -553,23 +564,11 @@ func TestStreamsOfOneBuildShareItsReadsAndEachGetsEverything(t *testing.T) {
 		}
 		w.transition(models.StatusSuccess, "done")
 		for i, s := range streams {
-			var seqs []int
-			for _, ev := range s.until(t, isStatus("success")) {
-				if ev.Event == "log" {
-					n, err := strconv.Atoi(ev.ID)
-					require.NoError(t, err)
-					seqs = append(seqs, n)
-				}
-			}
 			first := 1
 			if i == 4 {
 				first = 6
 			}
-			want := []int{}
-			for n := first; n <= 33; n++ {
-				want = append(want, n)
-			}
-			require.Equal(t, want, seqs, "stream %d", i)
+			require.Equal(t, seqRange(first, 33), logSeqs(t, s.until(t, isStatus("success"))), "stream %d", i)
 			s.requireClosed(t)
 		}
 	})
