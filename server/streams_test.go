@@ -465,26 +465,19 @@ func TestClientThatNeverReadsDoesNotSlowTheBuild(t *testing.T) {
 	_, err = fmt.Fprintf(stuck, "GET /builds/%s/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", id, u.Host, b.keyA)
 	require.NoError(t, err)
 
-	// Megabytes of log: far more than the socket buffers hold.
+	// Megabytes of log, far more than the socket buffers hold, written
+	// while the client does not read: the writes never wait for it (were
+	// they held up, this would hang until the test binary's timeout).
 	w.transition(models.StatusBuilding, "Job started")
 	line := strings.Repeat("x", 1000)
 	batch := make([]string, 1000)
 	for i := range batch {
 		batch[i] = line
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for range 20 {
-			w.log(batch...)
-		}
-		w.transition(models.StatusSuccess, "Build completed successfully")
-	}()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the build's writes were held up by a client that does not read")
+	for range 8 {
+		w.log(batch...)
 	}
+	w.transition(models.StatusSuccess, "Build completed successfully")
 
 	// A reading client gets the whole log; the stuck one was dropped.
 	s, _ := openStream(t, b.url, "/builds/"+id+"/events", b.keyA)
@@ -494,11 +487,11 @@ func TestClientThatNeverReadsDoesNotSlowTheBuild(t *testing.T) {
 			n++
 		}
 	}
-	require.Equal(t, 20003, n)
+	require.Equal(t, 8003, n)
 	require.NoError(t, stuck.SetReadDeadline(time.Now().Add(30*time.Second)))
 	got, err := io.Copy(io.Discard, stuck)
 	require.NoError(t, err, "the server closed the stuck stream (EOF), after %d bytes", got)
-	require.Less(t, got, int64(20000*1000), "it was cut off, not served in full")
+	require.Less(t, got, int64(8000*1000), "it was cut off, not served in full")
 }
 
 func TestEventsReachClientsOfAnotherReplica(t *testing.T) {
