@@ -65,16 +65,16 @@ type config struct {
 	// staleAfter and reconcileEvery pace the reconciler (defaults 250ms
 	// and 100ms).
 	staleAfter, reconcileEvery time.Duration
-	// timing paces simulated runs (default ghsim.FastTiming); stepPoll is
-	// the engine's StepPollInterval (default 8s).
-	timing   *ghsim.Timing
-	stepPoll time.Duration
 	// logWait is the engine's LogWaitTimeout (default 5s); maxBuild its
 	// MaxBuildDuration (default the engine's).
 	logWait, maxBuild time.Duration
 	// secondaryWait and maxSecondaryWait are the GitHub client's waits
 	// after a secondary limit without Retry-After (defaults 1 and 16 min).
 	secondaryWait, maxSecondaryWait time.Duration
+	// timing paces simulated runs (default ghsim.FastTiming); stepPoll is
+	// the engine's StepPollInterval (default 8s).
+	timing   *ghsim.Timing
+	stepPoll time.Duration
 }
 
 // harness is one DeskForge server (restartable) on one database, and one

@@ -227,6 +227,10 @@ func demoBanner(serverURL, simURL, projectID, key string) string {
    curl -s %[1]s/builds/BUILD_ID/logs -H "Authorization: Bearer $DESKFORGE_KEY"
    curl -s -L -o app.dmg %[1]s/builds/BUILD_ID/download -H "Authorization: Bearer $DESKFORGE_KEY"
 
+ Or with the command-line client (go build -o deskforge ./cmd/deskforge), live:
+   export DESKFORGE_URL=%[1]s DESKFORGE_API_KEY=%[4]s
+   deskforge build trigger --platform mac --arch arm64 --version 1.0.0 --wait
+
  A version with a "-fail" pre-release (e.g. 1.0.0-fail) shows a failing build.
 
  Outbound webhooks (private addresses are allowed in the demo): start a local
