@@ -44,14 +44,7 @@ func TestFollowStepsLogsStepsLiveOnce(t *testing.T) {
 			tb := setup(t, dialect)
 			b, runID := tb.dispatched(t)
 			start := tb.clock.Now()
-			apply := func(j Job) {
-				t.Helper()
-				require.NoError(t, tb.store.Tx(tb.ctx, func(tx *gorm.DB) error {
-					locked, err := tb.store.LockBuildTx(tb.ctx, tx, b.ID)
-					require.NoError(t, err)
-					return tb.engine.applyTx(tb.ctx, tx, &locked, observation{job: &j})
-				}))
-			}
+			apply := func(j Job) { t.Helper(); tb.applyJob(t, b.ID, j) }
 			setJob := func(elapsed time.Duration) Job {
 				_, j := tb.forge.setRun(runID, func(r *Run, j *Job) {
 					r.Status, j.Status, j.RunnerName, j.StartedAt = "in_progress", "in_progress", "GitHub Actions 3", start
@@ -126,11 +119,7 @@ func TestFollowStepsStopsAndRespectsTheCap(t *testing.T) {
 		r.Status, j.Status, j.RunnerName, j.StartedAt = "in_progress", "in_progress", "GitHub Actions 3", start
 		j.Steps = stepTimeline(start, time.Second)
 	})
-	require.NoError(t, tb.store.Tx(tb.ctx, func(tx *gorm.DB) error {
-		locked, err := tb.store.LockBuildTx(tb.ctx, tx, b.ID)
-		require.NoError(t, err)
-		return tb.engine.applyTx(tb.ctx, tx, &locked, observation{job: &j})
-	}))
+	tb.applyJob(t, b.ID, j)
 
 	// A cap of 60 a minute allows one read at once, then one a second.
 	tb.engine.stepLimiter = newStepLimiter(60)
@@ -142,6 +131,16 @@ func TestFollowStepsStopsAndRespectsTheCap(t *testing.T) {
 	tb.engine.stepLimiter = newStepLimiter(6000)
 	tb.forge.fail("ListJobs", &TransientError{Status: 502})
 	require.True(t, isSnooze(tb.engine.followSteps(tb.ctx, b.ID)))
+}
+
+// applyJob applies what GitHub shows of a build's job, as a webhook does.
+func (tb *testBundle) applyJob(t *testing.T, buildID string, j Job) {
+	t.Helper()
+	require.NoError(t, tb.store.Tx(tb.ctx, func(tx *gorm.DB) error {
+		locked, err := tb.store.LockBuildTx(tb.ctx, tx, buildID)
+		require.NoError(t, err)
+		return tb.engine.applyTx(tb.ctx, tx, &locked, observation{job: &j})
+	}))
 }
 
 // stepEntries keeps the step entries of a log.
