@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/deskforge/deskforge/client"
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/models/dbtest"
 	"github.com/deskforge/deskforge/templates"
@@ -18,6 +19,14 @@ import (
 )
 
 var timestampRe = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`)
+
+// requireAPITime checks a timestamp as the API renders them: UTC, to the
+// second.
+func requireAPITime(t *testing.T, ts time.Time) {
+	t.Helper()
+	require.Equal(t, time.UTC, ts.Location())
+	require.Equal(t, ts.Truncate(time.Second), ts)
+}
 
 // apiCalls sums the simulator's REST API requests (not signed downloads).
 func apiCalls(c ghsim.Counters) int {
@@ -46,17 +55,16 @@ func TestSuccessPath(t *testing.T) {
 				require.Equal(t, "1.2.0", b.Version)
 				require.Equal(t, "mac", b.Platform)
 				require.Equal(t, "arm64", b.Arch)
-				for _, ts := range []*string{&b.CreatedAt, b.StartedAt, b.CompletedAt} {
+				for _, ts := range []*time.Time{&b.CreatedAt, b.StartedAt, b.CompletedAt} {
 					require.NotNil(t, ts)
-					require.Regexp(t, timestampRe, *ts)
+					requireAPITime(t, *ts)
 				}
-				started, _ := time.Parse(time.RFC3339, *b.StartedAt)
-				completed, _ := time.Parse(time.RFC3339, *b.CompletedAt)
+				started, completed := *b.StartedAt, *b.CompletedAt
 				require.False(t, completed.Before(started))
 				require.NotNil(t, b.Duration)
 				require.Equal(t, int64(completed.Sub(started)/time.Second), *b.Duration)
 
-				name := templates.AssetName("My App", "1.2.0", "mac", "arm64")
+				name := templates.ProjectAssetName(h.project.ID, "My App", "1.2.0", "mac", "arm64")
 				require.Equal(t, "http://deskforge.test/builds/"+b.ID+"/artifacts/"+name, *b.ArtifactURL)
 				want := ghsim.AssetBytes(name)
 				require.Equal(t, int64(len(want)), *b.ArtifactSize)
@@ -75,11 +83,11 @@ func TestSuccessPath(t *testing.T) {
 				require.Regexp(t, `^Dispatched to workflow run \d+ \(http.*/actions/runs/\d+\)$`, logs[1].Message)
 				require.True(t, strings.HasPrefix(logs[2].Message, "Job started on "), logs[2].Message)
 				require.Contains(t, logs[2].Message, "macos-15")
-				require.Contains(t, messagesOf(logs), "Step started: Set up job")
+				require.Contains(t, messagesOf(logs), "Step 1/6 started: Set up job")
 				last := logs[len(logs)-1]
-				require.Equal(t, logEntry{Timestamp: *b.CompletedAt, Level: "success", Message: "Build completed successfully"}, last)
+				require.Equal(t, client.LogEntry{Timestamp: *b.CompletedAt, Level: "success", Message: "Build completed successfully"}, last)
 				for _, l := range logs {
-					require.Regexp(t, timestampRe, l.Timestamp)
+					requireAPITime(t, l.Timestamp)
 					require.NotContains(t, l.Message, "\x1b")
 				}
 				require.Equal(t, []string{">queued", "queued>building", "building>success"}, h.transitions(b.ID))
@@ -89,7 +97,7 @@ func TestSuccessPath(t *testing.T) {
 	}
 }
 
-func messagesOf(logs []logEntry) []string {
+func messagesOf(logs []client.LogEntry) []string {
 	var out []string
 	for _, l := range logs {
 		out = append(out, l.Message)
@@ -139,7 +147,7 @@ func TestCancel(t *testing.T) {
 	}, 20*time.Second, 20*time.Millisecond)
 
 	for _, id := range []string{queued.ID, building.ID} {
-		var b buildJSON
+		var b client.Build
 		status, body := h.api(http.MethodPost, "/builds/"+id+"/cancel", nil, &b)
 		require.Equal(t, http.StatusAccepted, status, "%s", body)
 		require.False(t, isTerminal(b.Status), "cancelled only once GitHub confirms")
@@ -154,7 +162,7 @@ func TestCancel(t *testing.T) {
 	require.Equal(t, []string{">queued", "queued>building", "building>cancelled"}, h.transitions(building.ID))
 
 	// Retry a cancelled build: a new one, same platform/arch/version, retryOf set.
-	var retry buildJSON
+	var retry client.Build
 	status, body := h.api(http.MethodPost, "/builds/"+building.ID+"/retry", nil, &retry)
 	require.Equal(t, http.StatusCreated, status, "%s", body)
 	require.Equal(t, building.ID, *retry.RetryOf)
@@ -167,7 +175,7 @@ func TestCancelBeforeDispatch(t *testing.T) {
 	// River stopped, API up: the build is committed but not dispatched.
 	require.NoError(t, h.node.river.Stop(h.ctx))
 	created := h.trigger("linux", "arm64", "1.0.0")
-	var b buildJSON
+	var b client.Build
 	status, body := h.api(http.MethodPost, "/builds/"+created.ID+"/cancel", nil, &b)
 	require.Equal(t, http.StatusAccepted, status, "%s", body)
 	require.Equal(t, "cancelled", b.Status)
@@ -228,7 +236,7 @@ func TestFaults(t *testing.T) {
 			final := h.waitTerminal(180*time.Second, all...)
 			for id, v := range ids {
 				b := final[id]
-				want, reason := expectedOutcome(v)
+				want, reason := expectedOutcome(h.project.ID, v)
 				require.Equal(t, want, b.Status, "version %s", v)
 				row, err := h.store.GetBuild(h.ctx, id)
 				require.NoError(t, err)
@@ -248,12 +256,12 @@ func TestFaults(t *testing.T) {
 }
 
 // expectedOutcome is what a version's scenario dictates.
-func expectedOutcome(version string) (status, reason string) {
+func expectedOutcome(projectID, version string) (status, reason string) {
 	switch {
 	case strings.Contains(version, "-fail"):
 		return "failed", `step "Build installer" failed`
 	case strings.Contains(version, "-noasset"):
-		return "failed", "workflow succeeded but uploaded no artifact named my-app-" + version + "-linux-x64.AppImage"
+		return "failed", "workflow succeeded but uploaded no artifact named " + templates.ProjectAssetName(projectID, "My App", version, "linux", "x64")
 	case strings.Contains(version, "-hang"):
 		return "failed", "stayed queued"
 	}
@@ -274,7 +282,7 @@ func checkMonotonic(t *testing.T, ts []string) {
 	}
 }
 
-func lastLog(h *harness, id string) logEntry {
+func lastLog(h *harness, id string) client.LogEntry {
 	logs := h.logs(id)
 	return logs[len(logs)-1]
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
+	"github.com/deskforge/deskforge/client"
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/models/dbtest"
 	"github.com/deskforge/deskforge/server"
@@ -64,6 +65,12 @@ type config struct {
 	// staleAfter and reconcileEvery pace the reconciler (defaults 250ms
 	// and 100ms).
 	staleAfter, reconcileEvery time.Duration
+	// logWait is the engine's LogWaitTimeout (default 5s); maxBuild its
+	// MaxBuildDuration (default the engine's).
+	logWait, maxBuild time.Duration
+	// secondaryWait and maxSecondaryWait are the GitHub client's waits
+	// after a secondary limit without Retry-After (defaults 1 and 16 min).
+	secondaryWait, maxSecondaryWait time.Duration
 }
 
 // harness is one DeskForge server (restartable) on one database, and one
@@ -86,7 +93,24 @@ type harness struct {
 	adminKy string
 	project models.Project
 	apiKey  string
-	client  *http.Client
+	client  *http.Client // raw requests; redirects are not followed
+}
+
+// typed returns the client package on the running node with the project
+// key, as an outside program uses it (following redirects to GitHub), but
+// strict: it refuses answers with fields the client does not know.
+func (h *harness) typed() *client.Client {
+	return h.typedWith(h.apiKey)
+}
+
+func (h *harness) typedWith(key string) *client.Client {
+	h.t.Helper()
+	h.mu.Lock()
+	base := h.dfURL
+	h.mu.Unlock()
+	c, err := client.New(client.Options{BaseURL: base, APIKey: key, HTTPClient: h.simSrv.Client(), Strict: true})
+	require.NoError(h.t, err)
+	return c
 }
 
 // node is one running DeskForge process: HTTP server, engine and River.
@@ -187,12 +211,15 @@ func (h *harness) start() {
 	n := &node{}
 	var err error
 	n.gh, err = ghclient.New(h.ctx, ghclient.Options{
-		BaseURL:         h.sim.BaseURL() + "/",
-		Token:           githubToken,
-		HTTPClient:      h.simSrv.Client(),
-		WritesPerMinute: 600000,
-		WriteBurst:      10000,
-		Logger:          testLogger(),
+		BaseURL:               h.sim.BaseURL() + "/",
+		Token:                 githubToken,
+		HTTPClient:            h.simSrv.Client(),
+		WritesPerMinute:       600000,
+		WriteBurst:            10000,
+		WritesPerHour:         100_000_000, // the simulator has no hourly budget unless told
+		SecondaryLimitWait:    h.cfg.secondaryWait,
+		MaxSecondaryLimitWait: h.cfg.maxSecondaryWait,
+		Logger:                testLogger(),
 	})
 	require.NoError(h.t, err)
 	maxQueue := cmpOr(h.cfg.maxQueue, time.Minute)
@@ -203,7 +230,8 @@ func (h *harness) start() {
 		StaleAfter:        cmpOr(h.cfg.staleAfter, 250*time.Millisecond),
 		NoRunTimeout:      cmpOr(h.cfg.noRun, 20*time.Second),
 		MaxQueueDuration:  maxQueue,
-		LogWaitTimeout:    5 * time.Second,
+		LogWaitTimeout:    cmpOr(h.cfg.logWait, 5*time.Second),
+		MaxBuildDuration:  h.cfg.maxBuild,
 		PollDelay:         50 * time.Millisecond,
 		DispatchSettle:    200 * time.Millisecond,
 		RetryDelay:        50 * time.Millisecond,
@@ -220,6 +248,9 @@ func (h *harness) start() {
 		FetchPollInterval: 50 * time.Millisecond,
 		Logger:            testLogger(),
 		TestOnly:          true,
+		// As serve configures River.
+		JobTimeout:           workflows.JobTimeout,
+		RescueStuckJobsAfter: workflows.RescueStuckJobsAfter,
 	})
 	require.NoError(h.t, err)
 	n.engine.SetInserter(n.river)
@@ -230,11 +261,11 @@ func (h *harness) start() {
 		WebhookSecret: []byte(webhookSecret), Log: testLogger(),
 	}).Handler()
 	n.srv = httptest.NewServer(handler)
-	client := n.srv.Client()
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	raw := n.srv.Client()
+	raw.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	h.mu.Lock()
 	h.node = n
-	h.client = client
+	h.client = raw
 	h.dfURL = n.srv.URL
 	h.mu.Unlock()
 	if h.cfg.webhooks {
@@ -285,69 +316,41 @@ func (h *harness) api(method, path string, body any, out any) (int, []byte) {
 	data, err := io.ReadAll(resp.Body)
 	require.NoError(h.t, err)
 	if out != nil && resp.StatusCode < 300 {
-		require.NoError(h.t, json.Unmarshal(data, out), "%s", data)
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields() // the client package's types are the whole wire format
+		require.NoError(h.t, dec.Decode(out), "%s", data)
 	}
 	return resp.StatusCode, data
 }
 
-// buildJSON is the API's Get Build answer.
-type buildJSON struct {
-	ID           string  `json:"id"`
-	ProjectID    string  `json:"projectId"`
-	Version      string  `json:"version"`
-	Platform     string  `json:"platform"`
-	Arch         string  `json:"arch"`
-	Status       string  `json:"status"`
-	CreatedAt    string  `json:"createdAt"`
-	StartedAt    *string `json:"startedAt"`
-	CompletedAt  *string `json:"completedAt"`
-	Duration     *int64  `json:"duration"`
-	ArtifactURL  *string `json:"artifactUrl"`
-	ArtifactSize *int64  `json:"artifactSize"`
-	BuildLog     string  `json:"buildLog"`
-	RetryOf      *string `json:"retryOf"`
-}
-
-type logEntry struct {
-	Timestamp string `json:"timestamp"`
-	Level     string `json:"level"`
-	Message   string `json:"message"`
-}
-
 // trigger creates a build through the API.
-func (h *harness) trigger(platform, arch, version string) buildJSON {
+func (h *harness) trigger(platform, arch, version string) client.TriggeredBuild {
 	h.t.Helper()
-	var b buildJSON
-	status, body := h.api(http.MethodPost, "/projects/"+h.project.ID+"/builds",
-		map[string]string{"platform": platform, "arch": arch, "version": version}, &b)
-	require.Equal(h.t, http.StatusCreated, status, "%s", body)
-	return b
+	b, err := h.typed().TriggerBuild(h.ctx, h.project.ID, client.TriggerRequest{Platform: platform, Arch: arch, Version: version})
+	require.NoError(h.t, err)
+	return *b
 }
 
-func (h *harness) get(id string) buildJSON {
+func (h *harness) get(id string) client.Build {
 	h.t.Helper()
-	var b buildJSON
-	status, body := h.api(http.MethodGet, "/builds/"+id, nil, &b)
-	require.Equal(h.t, http.StatusOK, status, "%s", body)
-	return b
+	b, err := h.typed().GetBuild(h.ctx, id)
+	require.NoError(h.t, err)
+	return *b
 }
 
-func (h *harness) logs(id string) []logEntry {
+func (h *harness) logs(id string) []client.LogEntry {
 	h.t.Helper()
-	var out struct {
-		BuildID string     `json:"buildId"`
-		Logs    []logEntry `json:"logs"`
-	}
-	status, body := h.api(http.MethodGet, "/builds/"+id+"/logs?limit=10000", nil, &out)
-	require.Equal(h.t, http.StatusOK, status, "%s", body)
-	return out.Logs
+	page, err := h.typed().BuildLogs(h.ctx, id, client.LogOptions{Limit: 10000})
+	require.NoError(h.t, err)
+	require.Equal(h.t, id, page.BuildID)
+	return page.Logs
 }
 
 // waitTerminal waits until every build is terminal and returns them.
-func (h *harness) waitTerminal(timeout time.Duration, ids ...string) map[string]buildJSON {
+func (h *harness) waitTerminal(timeout time.Duration, ids ...string) map[string]client.Build {
 	h.t.Helper()
 	deadline := time.Now().Add(timeout)
-	out := map[string]buildJSON{}
+	out := map[string]client.Build{}
 	for {
 		pending := 0
 		for _, id := range ids {
@@ -411,19 +414,16 @@ func (h *harness) runsByBuild() map[string]int {
 	return out
 }
 
-// download follows the API's download like `curl -L -o file` and returns
-// the bytes.
+// download fetches a build's installer as an outside client does
+// (following the redirect to GitHub) and returns the bytes.
 func (h *harness) download(id string) []byte {
 	h.t.Helper()
-	req, err := http.NewRequestWithContext(h.ctx, http.MethodGet, h.dfURL+"/builds/"+id+"/download", nil)
+	a, err := h.typed().OpenArtifact(h.ctx, id, 0)
 	require.NoError(h.t, err)
-	req.Header.Set("Authorization", "Bearer "+h.apiKey)
-	resp, err := h.simSrv.Client().Do(req) // follows redirects
+	defer a.Body.Close()
+	data, err := io.ReadAll(a.Body)
 	require.NoError(h.t, err)
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	require.NoError(h.t, err)
-	require.Equal(h.t, http.StatusOK, resp.StatusCode, "%s", data)
+	require.Equal(h.t, a.Size, int64(len(data)))
 	return data
 }
 

@@ -35,6 +35,7 @@ type DB struct {
 	SQL     *sql.DB
 	Dialect string
 	pgPool  *pgxpool.Pool
+	outbox  *Outbox
 }
 
 // Open connects to the database named by rawURL: "sqlite://path/to/file.db"
@@ -58,6 +59,9 @@ func openSQLite(path string) (*DB, error) {
 			return nil, fmt.Errorf("create database directory %s: %w", dir, err)
 		}
 	}
+	if err := checkWritable(path); err != nil {
+		return nil, err
+	}
 	// cache_size (64 MiB) and mmap_size keep reads of a large builds table
 	// off read(2): about +40 % requests/s on GET /builds/:id (BENCHMARKS.md).
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)" +
@@ -75,7 +79,31 @@ func openSQLite(path string) (*DB, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	return &DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectSQLite}, nil
+	return attachOutbox(&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectSQLite})
+}
+
+// ErrNotWritable means the SQLite database cannot be written where it is
+// configured: SQLite itself would report it as "out of memory (14)".
+var ErrNotWritable = errors.New("not writable")
+
+// checkWritable checks that SQLite can write the database at path: its
+// directory (which also holds the -wal and -shm files) and the file itself
+// when it exists.
+func checkWritable(path string) error {
+	dir := filepath.Dir(path)
+	probe, err := os.CreateTemp(dir, ".deskforge-write-check-*")
+	if err != nil {
+		return fmt.Errorf("sqlite database %s: directory %s is %w (%v); SQLite creates the database and its -wal and -shm files there",
+			path, dir, ErrNotWritable, errors.Unwrap(err))
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	if f, err := os.OpenFile(path, os.O_RDWR, 0); err == nil {
+		f.Close()
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("sqlite database %s: the file is %w (%v)", path, ErrNotWritable, errors.Unwrap(err))
+	}
+	return nil
 }
 
 func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
@@ -89,7 +117,7 @@ func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", redactURL(rawURL), err)
 	}
-	return &DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectPostgres, pgPool: pool}, nil
+	return attachOutbox(&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectPostgres, pgPool: pool})
 }
 
 func gormConfig() *gorm.Config {
@@ -118,6 +146,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the pool.
 func (db *DB) Close() error {
+	db.outbox.notifier.close()
 	err := db.SQL.Close()
 	if db.pgPool != nil {
 		db.pgPool.Close()
@@ -143,6 +172,9 @@ func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("migrate models: %w", err)
 	}
 	if err := migrateBuildCounts(ctx, db); err != nil {
+		return err
+	}
+	if err := migrateRunIdentity(ctx, db); err != nil {
 		return err
 	}
 	return nil

@@ -38,3 +38,14 @@ func IsID(prefix, s string) bool {
 	}
 	return true
 }
+
+// IDAt returns the smallest id of prefix created in t's millisecond (a ULID
+// with zero entropy): every id created at t or later sorts above it, every
+// id created before t below it.
+func IDAt(prefix string, t time.Time) string {
+	var id ulid.ULID
+	if err := id.SetTime(ulid.Timestamp(t)); err != nil {
+		return prefix + "_"
+	}
+	return prefix + "_" + strings.ToLower(id.String())
+}

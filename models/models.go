@@ -111,7 +111,13 @@ type Build struct {
 	Config     string `gorm:"type:text"` // JSON of templates.BuildConfig
 	AssetName  string `gorm:"size:255"`
 
-	// GitHub side.
+	// GitHub side. A workflow run is identified by (ForgeHost, Repository,
+	// RunID), unique among builds (index idx_builds_run): run ids are only
+	// unique per GitHub server, and a simulator may reuse them.
+	// ForgeHost is the GitHub server the build was created for (its API
+	// host, e.g. "api.github.com"); "" on builds older than the column,
+	// which any server may follow.
+	ForgeHost       string `gorm:"size:255;not null;default:''"`
 	DispatchedAt    *time.Time
 	CancelRequested bool
 	RunID           *int64 `gorm:"index"`
@@ -120,7 +126,11 @@ type Build struct {
 	JobID           *int64
 	RunnerName      string `gorm:"size:200"`
 	FailureReason   string `gorm:"type:text"`
-	LogsFetched     bool
+	// ErrorCode and ErrorStep classify a failure (the API's error.code and
+	// error.step); FailureReason is its message.
+	ErrorCode   string `gorm:"size:40"`
+	ErrorStep   string `gorm:"size:255"`
+	LogsFetched bool
 	// DispatchAcceptedAt is when GitHub accepted the dispatch (DispatchedAt
 	// is when it was first attempted): after it, never dispatch again.
 	DispatchAcceptedAt *time.Time
@@ -131,6 +141,11 @@ type Build struct {
 	// StepLogMark remembers which job step events were logged: 2*step
 	// number, +1 once the step finished.
 	StepLogMark int `gorm:"not null;default:0"`
+	// ProgressStep of ProgressSteps is the job step running (or the last
+	// one started), by position, named ProgressName; 0 of 0 while unknown.
+	ProgressStep  int    `gorm:"not null;default:0"`
+	ProgressSteps int    `gorm:"not null;default:0"`
+	ProgressName  string `gorm:"size:255;not null;default:''"`
 
 	// Artifact, once resolved.
 	ArtifactAssetID     *int64
@@ -140,6 +155,9 @@ type Build struct {
 	ArtifactContentType string `gorm:"size:200"`
 	ArtifactDownloadURL string `gorm:"size:1024"` // browser_download_url
 	RepoPrivate         bool
+	// SupersededBy names the later build of the same project, target and
+	// version whose installer replaced this build's asset on the release.
+	SupersededBy *string `gorm:"size:40"`
 
 	// LogSeq is the sequence number of the build's last log entry.
 	LogSeq int64 `gorm:"not null;default:0"`
@@ -197,5 +215,6 @@ type Setting struct {
 
 // All lists every model, in migration order.
 func All() []any {
-	return []any{&Project{}, &APIKey{}, &Build{}, &BuildLogEntry{}, &BuildTransition{}, &IdempotencyKey{}, &WebhookDelivery{}, &Setting{}}
+	return []any{&Project{}, &APIKey{}, &Build{}, &BuildLogEntry{}, &BuildTransition{}, &IdempotencyKey{}, &WebhookDelivery{}, &Setting{},
+		&Event{}, &Webhook{}, &EventDelivery{}}
 }

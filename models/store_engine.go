@@ -29,11 +29,28 @@ func (s *Store) LockBuildTx(ctx context.Context, tx *gorm.DB, id string) (Build,
 	return b, translate(err, "lock build "+id)
 }
 
-// LockBuildByRunTx reads and locks the build whose workflow run is runID.
-func (s *Store) LockBuildByRunTx(ctx context.Context, tx *gorm.DB, runID int64) (Build, error) {
+// RunRef identifies a workflow run: run ids are unique per GitHub server
+// only (and a restarted simulator may hand out an id again), so a run is
+// named by its server, its repository and its id.
+type RunRef struct {
+	Host string // the GitHub server's API host, as in Build.ForgeHost
+	Repo string // "owner/name", compared without regard to case
+	ID   int64
+}
+
+func (r RunRef) String() string {
+	return fmt.Sprintf("run %d of %s on %s", r.ID, r.Repo, r.Host)
+}
+
+// LockBuildByRunTx reads and locks the build whose workflow run is ref: same
+// run id, same repository, and same forge host (or a build older than the
+// forge_host column, which has none). ErrNotFound when no build has it.
+func (s *Store) LockBuildByRunTx(ctx context.Context, tx *gorm.DB, ref RunRef) (Build, error) {
 	var b Build
-	err := s.locking(tx.WithContext(ctx)).Where("run_id = ?", runID).Order("created_at").Take(&b).Error
-	return b, translate(err, fmt.Sprintf("lock build of run %d", runID))
+	err := s.locking(tx.WithContext(ctx)).
+		Where("run_id = ? AND LOWER(repository) = LOWER(?) AND forge_host IN (?, '')", ref.ID, ref.Repo, ref.Host).
+		Order("forge_host DESC").Take(&b).Error
+	return b, translate(err, "lock build of "+ref.String())
 }
 
 func (s *Store) locking(q *gorm.DB) *gorm.DB {
@@ -157,4 +174,43 @@ func (s *Store) PutSetting(ctx context.Context, key, value string, now time.Time
 		return fmt.Errorf("put setting %s: %w", key, err)
 	}
 	return nil
+}
+
+// SupersedeBuildsTx marks the earlier successful builds whose artifact b's
+// upload replaced (same asset name on the same repository and GitHub
+// server, another asset) as superseded by b, and returns their ids.
+func SupersedeBuildsTx(ctx context.Context, tx *gorm.DB, b Build, now time.Time) ([]string, error) {
+	var ids []string
+	q := tx.WithContext(ctx).Model(&Build{}).
+		Where("artifact_name = ? AND LOWER(repository) = LOWER(?) AND forge_host IN (?, '') AND id <> ? AND status = ? AND superseded_by IS NULL",
+			b.AssetName, b.Repository, b.ForgeHost, b.ID, StatusSuccess)
+	if err := q.Pluck("id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("find builds superseded by %s: %w", b.ID, err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	err := tx.WithContext(ctx).Model(&Build{}).Where("id IN ?", ids).
+		Updates(map[string]any{"superseded_by": b.ID, "updated_at": now.UTC()}).Error
+	if err != nil {
+		return nil, fmt.Errorf("mark builds superseded by %s: %w", b.ID, err)
+	}
+	return ids, nil
+}
+
+// LaterBuildOfAsset returns the newest build created after b with b's asset
+// name on b's repository (a rebuild whose upload replaces b's asset), or
+// ErrNotFound.
+func (s *Store) LaterBuildOfAsset(ctx context.Context, b Build) (string, error) {
+	var ids []string
+	err := s.Gorm(ctx).Model(&Build{}).
+		Where("asset_name = ? AND LOWER(repository) = LOWER(?) AND id > ? AND status <> ?", b.AssetName, b.Repository, b.ID, StatusCancelled).
+		Order("id DESC").Limit(1).Pluck("id", &ids).Error
+	if err != nil {
+		return "", fmt.Errorf("find a later build of asset %s: %w", b.AssetName, err)
+	}
+	if len(ids) == 0 {
+		return "", fmt.Errorf("later build of asset %s: %w", b.AssetName, ErrNotFound)
+	}
+	return ids[0], nil
 }

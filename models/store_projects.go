@@ -245,7 +245,12 @@ func (s *Store) CreateProject(ctx context.Context, p *Project) error {
 	}
 	now := time.Now().UTC()
 	p.CreatedAt, p.UpdatedAt = now, now
-	return translate(s.Gorm(ctx).Create(p).Error, "create project")
+	return s.Tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(p).Error; err != nil {
+			return translate(err, "create project")
+		}
+		return recordProjectEventTx(ctx, tx, EventProjectCreated, *p)
+	})
 }
 
 // GetProject reads one project; ErrNotFound when it does not exist.
@@ -331,7 +336,10 @@ func (s *Store) UpdateProject(ctx context.Context, id string, change func(p *Pro
 			return err
 		}
 		p.UpdatedAt = time.Now().UTC()
-		return translate(tx.Save(&p).Error, "update project "+id)
+		if err := tx.Save(&p).Error; err != nil {
+			return translate(err, "update project "+id)
+		}
+		return recordProjectEventTx(ctx, tx, EventProjectUpdated, p)
 	})
 	return p, err
 }
@@ -365,6 +373,6 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 		if err := tx.Where("project_id = ?", id).Delete(&IdempotencyKey{}).Error; err != nil {
 			return fmt.Errorf("delete project %s: forget idempotency keys: %w", id, err)
 		}
-		return nil
+		return recordProjectEventTx(ctx, tx, EventProjectDeleted, p)
 	})
 }

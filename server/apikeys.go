@@ -22,6 +22,10 @@ type apiKeyResponse struct {
 	Key        string  `json:"key,omitempty"`
 }
 
+// APIKeyJSON renders a key in the API's shape, without its plaintext (used
+// by the command line's apikey list --json).
+func APIKeyJSON(k models.APIKey) any { return apiKeyJSON(k, "") }
+
 func apiKeyJSON(k models.APIKey, plaintext string) apiKeyResponse {
 	return apiKeyResponse{
 		ID:         k.ID,

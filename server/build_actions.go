@@ -88,6 +88,11 @@ func (s *Server) serveArtifact(c *gin.Context, b models.Build) {
 	}
 	if s.engine.Options().DownloadMode != workflows.DownloadProxy {
 		u, err := s.engine.ArtifactURL(c.Request.Context(), b)
+		if errors.Is(err, workflows.ErrAssetStreamed) {
+			// GitHub serves this asset's bytes itself: stream them.
+			s.proxyArtifact(c, b)
+			return
+		}
 		if err != nil {
 			s.renderArtifactError(c, err)
 			return

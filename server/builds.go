@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -57,6 +58,26 @@ type buildResponse struct {
 	ArtifactSize *int64  `json:"artifactSize"`
 	BuildLog     string  `json:"buildLog"`
 	RetryOf      *string `json:"retryOf,omitempty"`
+	// Progress is an extension: the job step running, null when unknown.
+	Progress *progressResponse `json:"progress"`
+	// Error says why a failed build failed; null otherwise.
+	Error *buildError `json:"error"`
+}
+
+// buildError is a failed build's error: a stable code (the workflows
+// package's Error* constants), the message (the failure reason, with the
+// first compiler error when the log had one) and the failed step, if known.
+type buildError struct {
+	Code    string  `json:"code"`
+	Message string  `json:"message"`
+	Step    *string `json:"step"`
+}
+
+// progressResponse is a building build's step: step Step of Steps, Name.
+type progressResponse struct {
+	Step  int    `json:"step"`
+	Steps int    `json:"steps"`
+	Name  string `json:"name"`
 }
 
 // buildJSON renders a build in the Get Build shape. duration is the whole
@@ -75,6 +96,16 @@ func (s *Server) buildJSON(b models.Build) buildResponse {
 		CompletedAt: formatTimePtr(b.CompletedAt),
 		BuildLog:    s.publicURL + "/builds/" + b.ID + "/logs",
 		RetryOf:     b.RetryOf,
+	}
+	if b.Status == models.StatusFailed {
+		r.Error = &buildError{Code: cmp.Or(b.ErrorCode, "failed"), Message: cmp.Or(b.FailureReason, "the build failed")}
+		if b.ErrorStep != "" {
+			step := b.ErrorStep
+			r.Error.Step = &step
+		}
+	}
+	if b.ProgressSteps > 0 {
+		r.Progress = &progressResponse{Step: b.ProgressStep, Steps: b.ProgressSteps, Name: b.ProgressName}
 	}
 	if b.StartedAt != nil && b.CompletedAt != nil {
 		d := int64(b.CompletedAt.Truncate(time.Second).Sub(b.StartedAt.Truncate(time.Second)) / time.Second)

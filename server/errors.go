@@ -30,6 +30,7 @@ const (
 	codeGitHubFailed     = "github_unavailable"
 	codeGitHubRefused    = "github_refused"
 	codeGitHubNotFound   = "github_not_found"
+	codeSuperseded       = "artifact_superseded"
 	codeUnavailable      = "unavailable"
 	codeInternal         = "internal"
 )
@@ -61,6 +62,8 @@ type errorDetail struct {
 //   - *models.FieldError / models.ErrInvalid → 400 invalid_request (with field)
 //   - models.ErrNotFound → 404 not_found
 //   - *models.StateError → 409 with its code; models.ErrConflict → 409 conflict
+//   - *workflows.SupersededError → 410 artifact_superseded, naming the build
+//     whose installer replaced this one's
 //   - *models.RateLimitedError → 429 rate_limited with Retry-After
 //   - os.ErrDeadlineExceeded (a body read past its deadline) → 408 request_timeout
 //   - *http.MaxBytesError → 413 payload_too_large
@@ -94,10 +97,13 @@ func (s *Server) classify(c *gin.Context, err error) *apiError {
 		ghLimit  *workflows.RateLimitError
 		ghTrans  *workflows.TransientError
 		ghRefuse *workflows.InvalidError
+		sup      *workflows.SupersededError
 	)
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &sup):
+		return &apiError{http.StatusGone, codeSuperseded, sup.Error(), ""}
 	case errors.As(err, &fe):
 		return &apiError{http.StatusBadRequest, codeInvalidRequest, fe.Message, fe.Field}
 	case errors.Is(err, models.ErrInvalid):

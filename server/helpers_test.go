@@ -56,6 +56,7 @@ func startAPI(t testing.TB, dialect string, forge workflows.Forge, eo workflows.
 	t.Helper()
 	ctx := context.Background()
 	db := dbtest.Open(t, dialect)
+	db.Outbox().SetRenderer(server.EventRenderer(testPublicURL))
 	store := models.NewStore(db)
 	eo.PublicURL, eo.BuilderRepo = testPublicURL, "deskforge/builder"
 	engine := workflows.NewEngine(store, forge, nil, nil, eo)

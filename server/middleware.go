@@ -236,7 +236,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 
 // pathIDPrefixes maps the first segment of a route with an :id to the
 // prefix of the ids it takes.
-var pathIDPrefixes = map[string]string{"projects": "proj", "builds": "build", "apikeys": "key"}
+var pathIDPrefixes = map[string]string{"projects": "proj", "builds": "build", "apikeys": "key", "webhooks": "wh"}
 
 // checkPathID answers 404 at once when a route's :id does not have the
 // shape of its ids (models.IsID): such a request never reaches the

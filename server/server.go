@@ -71,6 +71,16 @@ type Options struct {
 	// all deliveries being received (default DefaultWebhookBytesInFlight,
 	// at least MaxWebhookBytes); a delivery that would pass it answers 503.
 	WebhookBytesInFlight int64
+	// Changes wakes event streams (default: the store's database's feed).
+	Changes Subscriber
+	// EventHeartbeat is the interval of event streams' heartbeat comments
+	// (default DefaultEventHeartbeat); EventWriteTimeout disconnects a
+	// client that does not take events (default DefaultEventWriteTimeout).
+	EventHeartbeat    time.Duration
+	EventWriteTimeout time.Duration
+	// EventTokenSecret signs the tokens of POST /events/token (default: a
+	// random secret stored in the database, shared by replicas).
+	EventTokenSecret []byte
 }
 
 // DefaultKeyCacheTTL is the default of Options.KeyCacheTTL.
@@ -94,6 +104,7 @@ type Server struct {
 	webhookReadTimeout time.Duration
 	// webhookBytes holds the reservations of webhook bodies in flight.
 	webhookBytes *semaphore.Weighted
+	events        *eventStreams
 }
 
 // New returns a Server with every route registered.
@@ -125,6 +136,7 @@ func New(opts Options) *Server {
 		ttl = DefaultKeyCacheTTL
 	}
 	s.keys = newKeyCache(ttl)
+	s.events = newEventStreams(opts)
 	s.router = s.routes()
 	return s
 }
@@ -158,28 +170,40 @@ func (s *Server) routes() *gin.Engine {
 	// not a spoofable X-Forwarded-For.
 	_ = r.SetTrustedProxies(nil)
 	r.HandleMethodNotAllowed = true
+	// /projects/ answers the JSON 404 envelope, not Gin's HTML redirect.
+	r.RedirectTrailingSlash = false
 	r.ContextWithFallback = true
 	r.Use(s.requestID, s.accessLog, s.recoverPanic, s.limitRequestSize, s.refuseBadText, s.limitBodyReadTime)
 	r.NoRoute(s.noRoute)
 	r.NoMethod(s.noMethod)
 
-	r.GET("/healthz", s.healthz)
-	r.GET("/readyz", s.readyz)
+	getAndHead(r, "/healthz", s.healthz)
+	getAndHead(r, "/readyz", s.readyz)
 
 	api := r.Group("/", s.limitBody, s.authenticate, s.checkPathID)
-	api.GET("/projects", s.listProjects)
+	getAndHead(api, "/projects", s.listProjects)
 	api.POST("/projects", s.requireAdmin, s.createProject)
-	api.GET("/projects/:id", s.getProject)
+	getAndHead(api, "/projects/:id", s.getProject)
 	api.PATCH("/projects/:id", s.requireAdmin, s.updateProject)
 	api.DELETE("/projects/:id", s.requireAdmin, s.deleteProject)
-	api.GET("/projects/:id/builds", s.listBuilds)
+	getAndHead(api, "/projects/:id/builds", s.listBuilds)
 	api.POST("/projects/:id/builds", s.createBuild)
-	api.GET("/builds/:id", s.getBuild)
-	api.GET("/builds/:id/logs", s.getBuildLogs)
-	api.GET("/apikeys", s.requireAdmin, s.listAPIKeys)
+	getAndHead(api, "/builds/:id", s.getBuild)
+	getAndHead(api, "/builds/:id/logs", s.getBuildLogs)
+	getAndHead(api, "/apikeys", s.requireAdmin, s.listAPIKeys)
 	api.POST("/apikeys", s.requireAdmin, s.createAPIKey)
 	api.DELETE("/apikeys/:id", s.requireAdmin, s.revokeAPIKey)
 
 	s.registerEngineRoutes(r, api)
+	s.registerHookRoutes(api)
+	s.registerEventRoutes(r, api)
 	return r
+}
+
+// getAndHead registers a GET route and its HEAD twin: HEAD answers what GET
+// would, headers included, without the body (net/http drops it). Register
+// every GET route with it.
+func getAndHead(g gin.IRoutes, path string, handlers ...gin.HandlerFunc) {
+	g.GET(path, handlers...)
+	g.HEAD(path, handlers...)
 }

@@ -23,7 +23,8 @@ type observation struct {
 }
 
 // applyEvent applies one recorded webhook event. The build is found by the
-// run id, else (workflow_run) by the build id in the run's display title.
+// run (forge host, repository, run id), else (workflow_run) by the build id
+// in the run's display title; never by the run id alone.
 // An event for an unknown run is ignored, except for a short grace period
 // while some dispatch is still being recorded (GitHub may deliver the run's
 // first events before the dispatch call has returned).
@@ -32,6 +33,7 @@ func (e *Engine) applyEvent(ctx context.Context, args ApplyEventArgs, enqueuedAt
 	var obs observation
 	var runID int64
 	var title string
+	repo := ev.Repo
 	switch {
 	case ev.Job != nil:
 		obs.job = ev.Job
@@ -41,21 +43,23 @@ func (e *Engine) applyEvent(ctx context.Context, args ApplyEventArgs, enqueuedAt
 		if run.Repo == "" {
 			run.Repo = ev.Repo
 		}
+		repo = run.Repo
 		obs.run = &run
 		runID = run.ID
 		title = run.DisplayTitle
 	}
-	if runID == 0 {
+	if runID == 0 || repo == "" {
 		return e.markProcessed(ctx, args.DeliveryID)
 	}
+	ref := e.runRef(args.ForgeHost, repo, runID)
 	now := e.clock.Now()
 	unknown := false
 	err := e.store.Tx(ctx, func(tx *gorm.DB) error {
-		b, err := e.store.LockBuildByRunTx(ctx, tx, runID)
+		b, err := e.store.LockBuildByRunTx(ctx, tx, ref)
 		if errors.Is(err, models.ErrNotFound) {
 			if id := templates.RunNameBuildID(title); id != "" {
 				b, err = e.store.LockBuildTx(ctx, tx, id)
-				if err == nil && ev.Repo != "" && !strings.EqualFold(ev.Repo, e.repoOf(b)) {
+				if err == nil && (!strings.EqualFold(repo, e.repoOf(b)) || (b.ForgeHost != "" && !strings.EqualFold(b.ForgeHost, ref.Host))) {
 					err = models.ErrNotFound
 				}
 			}
@@ -87,7 +91,7 @@ func (e *Engine) applyEvent(ctx context.Context, args ApplyEventArgs, enqueuedAt
 			return river.JobSnooze(e.opts.PollDelay)
 		}
 	}
-	e.log.Debug("webhook for an unknown workflow run ignored", "delivery_id", args.DeliveryID, "event", ev.Event, "run_id", runID)
+	e.log.Debug("webhook for an unknown workflow run ignored", "delivery_id", args.DeliveryID, "event", ev.Event, "run", ref.String())
 	return e.markProcessed(ctx, args.DeliveryID)
 }
 
@@ -104,6 +108,10 @@ func (e *Engine) markProcessed(ctx context.Context, deliveryID string) error {
 // resolved, in finalizeBuild).
 func (e *Engine) applyTx(ctx context.Context, tx *gorm.DB, b *models.Build, obs observation) error {
 	if models.IsTerminal(b.Status) {
+		return nil
+	}
+	if why := e.observationMismatch(*b, obs); why != "" {
+		e.log.Warn("observation of another build's run ignored", "build_id", b.ID, "why", why)
 		return nil
 	}
 	now := e.clock.Now()
@@ -152,6 +160,7 @@ func (e *Engine) applyTx(ctx context.Context, tx *gorm.DB, b *models.Build, obs 
 		if err := e.logStepsTx(ctx, tx, b, job, fields); err != nil {
 			return err
 		}
+		recordProgress(b, job, fields)
 		if job.Status == "completed" {
 			if err := e.completeTx(ctx, tx, b, job.Conclusion, failureFromSteps(job), job.CompletedAt, fields); err != nil {
 				return err
@@ -197,11 +206,12 @@ func (e *Engine) startBuildingTx(ctx context.Context, tx *gorm.DB, b *models.Bui
 		Level: models.LevelInfo, Message: "Job started on " + runner,
 		Fields: map[string]any{"started_at": at.UTC(), "runner_name": job.RunnerName},
 	}, now)
-	if err == nil {
-		b.StartedAt = &at
-		e.log.Info("build started", "build_id", b.ID, "runner", runner)
+	if err != nil {
+		return err
 	}
-	return err
+	b.StartedAt = &at
+	e.log.Info("build started", "build_id", b.ID, "runner", runner)
+	return e.insertTx(ctx, tx, FollowStepsArgs{BuildID: b.ID})
 }
 
 // logStepsTx appends a log entry for each step start and finish of job not
@@ -214,29 +224,18 @@ func (e *Engine) logStepsTx(ctx context.Context, tx *gorm.DB, b *models.Build, j
 		line models.LogLine
 	}
 	var phases []phase
-	for _, st := range job.Steps {
-		if st.Number <= 0 {
-			continue
-		}
+	steps := orderedSteps(job)
+	for i, st := range steps {
+		started, ended, level := stepMessages(i+1, len(steps), st)
 		skipped := st.Status == "completed" && st.Conclusion == "skipped"
 		if !skipped && (st.Status == "in_progress" || st.Status == "completed") {
 			phases = append(phases, phase{2 * st.Number, models.LogLine{
-				Timestamp: orTime(st.StartedAt, st.CompletedAt, e.clock.Now()), Level: models.LevelInfo,
-				Message: "Step started: " + st.Name,
+				Timestamp: orTime(st.StartedAt, st.CompletedAt, e.clock.Now()), Level: models.LevelInfo, Message: started,
 			}})
 		}
 		if st.Status == "completed" {
-			level, msg := models.LevelInfo, "Step finished: "+st.Name
-			switch st.Conclusion {
-			case "failure", "timed_out":
-				level, msg = models.LevelError, fmt.Sprintf("Step failed: %s (%s)", st.Name, st.Conclusion)
-			case "cancelled":
-				level, msg = models.LevelWarning, "Step cancelled: "+st.Name
-			case "skipped":
-				msg = "Step skipped: " + st.Name
-			}
 			phases = append(phases, phase{2*st.Number + 1, models.LogLine{
-				Timestamp: orTime(st.CompletedAt, st.StartedAt, e.clock.Now()), Level: level, Message: msg,
+				Timestamp: orTime(st.CompletedAt, st.StartedAt, e.clock.Now()), Level: level, Message: ended,
 			}})
 		}
 	}
@@ -269,6 +268,8 @@ func (e *Engine) completeTx(ctx context.Context, tx *gorm.DB, b *models.Build, c
 		if failedStep != "" && b.RunConclusion == "failure" && b.FailureReason != failureReason("failure", failedStep) {
 			b.FailureReason = failureReason("failure", failedStep)
 			fields["failure_reason"] = b.FailureReason
+			b.ErrorStep = failedStep
+			fields["error_step"] = failedStep
 		}
 		return nil
 	}
@@ -282,6 +283,10 @@ func (e *Engine) completeTx(ctx context.Context, tx *gorm.DB, b *models.Build, c
 		fields["failure_reason"] = reason
 		b.FailureReason = reason
 	}
+	if failedStep != "" {
+		fields["error_step"] = failedStep
+		b.ErrorStep = failedStep
+	}
 	return e.insertTx(ctx, tx, FinalizeBuildArgs{BuildID: b.ID, CompletedAt: at.UTC()})
 }
 
@@ -293,6 +298,27 @@ func failureFromSteps(job *Job) string {
 		}
 	}
 	return ""
+}
+
+// failureCode is the error code of a build whose job concluded so (see
+// the Error* constants); step is the failed step, if known.
+func failureCode(conclusion, step string) string {
+	switch conclusion {
+	case "failure":
+		if step != "" {
+			return ErrorStepFailed
+		}
+		return ErrorJobFailed
+	case "timed_out":
+		return ErrorTimedOut
+	case "startup_failure":
+		return ErrorStartupFailure
+	case "action_required":
+		return ErrorActionRequired
+	case "cancelled":
+		return ErrorCancelledOnGitHub
+	}
+	return ErrorJobFailed
 }
 
 // failureReason says why a job with conclusion failed ("" for success and

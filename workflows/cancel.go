@@ -67,6 +67,9 @@ func (e *Engine) CancelBuild(ctx context.Context, buildID string) (models.Build,
 // cancelRun asks GitHub to cancel a run. A run that already completed (409)
 // needs nothing more: polling the build picks up its conclusion.
 func (e *Engine) cancelRun(ctx context.Context, args CancelRunArgs, finalAttempt bool) error {
+	if b, err := e.store.LoadBuild(ctx, args.BuildID); err == nil && !e.servesBuild(b) {
+		return e.foreignBuild(ctx, b)
+	}
 	err := e.forge.CancelRun(ctx, args.Repo, args.RunID)
 	var invalid *InvalidError
 	switch {

@@ -19,6 +19,25 @@ const (
 	reasonNoRun = "no workflow run appeared for this build"
 )
 
+// Error codes of failed builds: the API's error.code (models.Build.ErrorCode).
+const (
+	ErrorNotConfigured     = "not_configured"      // no repository to dispatch to
+	ErrorDispatchRefused   = "dispatch_refused"    // GitHub refused the dispatch (4xx)
+	ErrorWorkflowNotFound  = "workflow_not_found"  // no such repository, workflow or ref
+	ErrorDispatchFailed    = "dispatch_failed"     // GitHub unreachable or failing through the last attempt
+	ErrorNoRun             = "no_run"              // the dispatch was accepted but no run appeared
+	ErrorRunVanished       = "run_vanished"        // the run no longer exists on GitHub
+	ErrorQueueTimeout      = "queue_timeout"       // no runner picked the job up in time
+	ErrorTimedOut          = "timed_out"           // the build ran out of time (DeskForge's or GitHub's limit)
+	ErrorStepFailed        = "step_failed"         // a step of the job failed
+	ErrorJobFailed         = "job_failed"          // the job failed without naming a step
+	ErrorStartupFailure    = "startup_failure"     // the workflow could not start (invalid workflow file)
+	ErrorActionRequired    = "action_required"     // the run waits for an approval on GitHub
+	ErrorCancelledOnGitHub = "cancelled_on_github" // cancelled on GitHub, not through DeskForge
+	ErrorNoArtifact        = "no_artifact"         // the job succeeded without uploading the installer
+	ErrorOutcomeUnreadable = "outcome_unreadable"  // GitHub kept failing while the outcome was read
+)
+
 // dispatchBuild dispatches a queued build to GitHub Actions: one build, one
 // run, always. Once a dispatch was attempted (dispatched_at is set before
 // GitHub is called), every later attempt first looks for a run of the build
@@ -39,15 +58,18 @@ func (e *Engine) dispatchBuild(ctx context.Context, buildID string, finalAttempt
 	if models.IsTerminal(b.Status) || b.RunID != nil {
 		return nil
 	}
+	if !e.servesBuild(b) {
+		return e.foreignBuild(ctx, b)
+	}
 	target, err := e.dispatchTarget(b)
 	if err != nil {
-		return e.failBuild(ctx, b.ID, err.Error(), nil)
+		return e.failBuild(ctx, b.ID, ErrorNotConfigured, err.Error(), nil)
 	}
 
 	if b.DispatchedAt != nil {
 		run, found, err := e.findRun(ctx, b, target)
 		if err != nil {
-			return e.forgeJobError(fmt.Errorf("dispatch build %s: look for its run: %w", b.ID, err))
+			return e.dispatchError(ctx, b.ID, fmt.Errorf("look for its run: %w", err), finalAttempt)
 		}
 		if found {
 			return e.recordFoundRun(ctx, b.ID, run)
@@ -57,7 +79,7 @@ func (e *Engine) dispatchBuild(ctx context.Context, buildID string, finalAttempt
 			// dispatch a second time.
 			waited := e.clock.Now().Sub(*b.DispatchAcceptedAt)
 			if waited > e.opts.NoRunTimeout {
-				return e.failBuild(ctx, b.ID, reasonNoRun, nil)
+				return e.failBuild(ctx, b.ID, ErrorNoRun, reasonNoRun, nil)
 			}
 			return river.JobSnooze(e.backoff(waited))
 		}
@@ -83,17 +105,38 @@ func (e *Engine) dispatchBuild(ctx context.Context, buildID string, finalAttempt
 	switch {
 	case err == nil:
 	case errors.As(err, &invalid):
-		return e.failBuild(ctx, b.ID, fmt.Sprintf("GitHub refused to dispatch %s in %s at %s: %s", target.workflow, target.repo, target.ref, invalid.Message), nil)
+		return e.failBuild(ctx, b.ID, ErrorDispatchRefused, fmt.Sprintf("GitHub refused to dispatch %s in %s at %s: %s", target.workflow, target.repo, target.ref, invalid.Message), nil)
 	case errors.Is(err, ErrNotFound):
-		return e.failBuild(ctx, b.ID, fmt.Sprintf("GitHub found no workflow %s in %s at ref %s (404): check the project's repository, workflow and ref", target.workflow, target.repo, target.ref), nil)
+		return e.failBuild(ctx, b.ID, ErrorWorkflowNotFound, fmt.Sprintf("GitHub found no workflow %s in %s at ref %s (404): check the project's repository, workflow and ref", target.workflow, target.repo, target.ref), nil)
 	default:
-		var limited *RateLimitError
-		if finalAttempt && !errors.As(err, &limited) {
-			return e.failBuild(ctx, b.ID, fmt.Sprintf("could not dispatch the workflow: %v", err), nil)
-		}
-		return e.forgeJobError(fmt.Errorf("dispatch build %s: %w", b.ID, err))
+		return e.dispatchError(ctx, b.ID, err, finalAttempt)
 	}
 	return e.recordDispatch(ctx, b.ID, target, res)
+}
+
+// dispatchError handles a dispatch attempt that GitHub did not answer
+// usefully (network error, 5xx, rate limit): a rate limit snoozes the job
+// until it resets (nothing failed), the last attempt fails the build with
+// the reason, any other attempt is retried (the worker logs it).
+func (e *Engine) dispatchError(ctx context.Context, buildID string, err error, finalAttempt bool) error {
+	var limited *RateLimitError
+	if errors.As(err, &limited) {
+		if !limited.Local {
+			kind := "primary"
+			if limited.Secondary {
+				kind = "secondary"
+			}
+			if noteErr := e.noteBuild(ctx, buildID, fmt.Sprintf("GitHub %s rate limit: the dispatch waits until %s (GitHub: %s)",
+				kind, limited.Until.UTC().Format(time.RFC3339), limited.Message)); noteErr != nil {
+				return noteErr
+			}
+		}
+		return e.forgeJobError(fmt.Errorf("dispatch build %s: %w", buildID, err))
+	}
+	if finalAttempt {
+		return e.failBuild(ctx, buildID, ErrorDispatchFailed, fmt.Sprintf("could not dispatch the workflow: %v", err), nil)
+	}
+	return fmt.Errorf("dispatch build %s: %w", buildID, err)
 }
 
 // dispatchTarget is where a build runs.
@@ -253,7 +296,10 @@ func (e *Engine) recordFoundRun(ctx context.Context, buildID string, run Run) er
 // cancellation was requested meanwhile gets its run cancelled.
 func (e *Engine) recordRunTx(ctx context.Context, tx *gorm.DB, b *models.Build, run Run, now time.Time) error {
 	runID := run.ID
-	fields := map[string]any{"run_id": runID, "run_html_url": run.HTMLURL}
+	if err := e.takeRunIDTx(ctx, tx, *b, runID, now); err != nil {
+		return err
+	}
+	fields := map[string]any{"run_id": runID, "run_html_url": run.HTMLURL, "forge_host": e.opts.ForgeHost}
 	if run.Status != "" {
 		fields["run_status"] = run.Status
 	}
@@ -293,15 +339,16 @@ func (e *Engine) cancelUndispatched(ctx context.Context, buildID string) error {
 }
 
 // failBuild moves a build to failed with reason (logged as "Build failed:
-// reason"), unless it is already terminal. fields are set with it.
-func (e *Engine) failBuild(ctx context.Context, buildID, reason string, fields map[string]any) error {
+// reason") and error code, unless it is already terminal. fields are set
+// with it.
+func (e *Engine) failBuild(ctx context.Context, buildID, code, reason string, fields map[string]any) error {
 	now := e.clock.Now()
 	err := e.store.Tx(ctx, func(tx *gorm.DB) error {
 		b, err := e.store.LockBuildTx(ctx, tx, buildID)
 		if err != nil {
 			return err
 		}
-		return e.failBuildTx(ctx, tx, &b, reason, now, fields)
+		return e.failBuildTx(ctx, tx, &b, code, reason, now, fields)
 	})
 	if err != nil {
 		return fmt.Errorf("fail build %s: %w", buildID, err)
@@ -309,8 +356,8 @@ func (e *Engine) failBuild(ctx context.Context, buildID, reason string, fields m
 	return nil
 }
 
-func (e *Engine) failBuildTx(ctx context.Context, tx *gorm.DB, b *models.Build, reason string, at time.Time, fields map[string]any) error {
-	all := map[string]any{"completed_at": at, "failure_reason": reason}
+func (e *Engine) failBuildTx(ctx context.Context, tx *gorm.DB, b *models.Build, code, reason string, at time.Time, fields map[string]any) error {
+	all := map[string]any{"completed_at": at, "failure_reason": reason, "error_code": code}
 	for k, v := range fields {
 		all[k] = v
 	}
@@ -319,7 +366,7 @@ func (e *Engine) failBuildTx(ctx context.Context, tx *gorm.DB, b *models.Build, 
 		Level: models.LevelError, Message: "Build failed: " + reason, Fields: all,
 	}, e.clock.Now())
 	if changed {
-		e.log.Info("build failed", "build_id", b.ID, "reason", reason)
+		e.log.Warn("build failed", "build_id", b.ID, "code", code, "reason", reason)
 	}
 	return err
 }

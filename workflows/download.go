@@ -23,7 +23,9 @@ const (
 // installer from: the asset's browser_download_url for a public repository,
 // else the short-lived signed URL GitHub gives for the asset (our token
 // never reaches the client). ErrNotReady (wrapped) until the build has
-// succeeded.
+// succeeded; ErrAssetStreamed (wrapped) when GitHub serves the asset's
+// bytes itself rather than a signed URL: the caller then streams them
+// through OpenArtifact.
 func (e *Engine) ArtifactURL(ctx context.Context, b models.Build) (string, error) {
 	if err := artifactReady(b); err != nil {
 		return "", err
@@ -33,7 +35,7 @@ func (e *Engine) ArtifactURL(ctx context.Context, b models.Build) (string, error
 	}
 	u, err := e.forge.AssetDownloadURL(ctx, e.repoOf(b), *b.ArtifactAssetID)
 	if err != nil {
-		return "", fmt.Errorf("artifact of build %s: %w", b.ID, err)
+		return "", fmt.Errorf("artifact of build %s: %w", b.ID, e.assetGone(ctx, b, err))
 	}
 	return u, nil
 }
@@ -46,20 +48,9 @@ func (e *Engine) OpenArtifact(ctx context.Context, b models.Build, header http.H
 	if err := artifactReady(b); err != nil {
 		return nil, err
 	}
-	u, err := e.forge.AssetDownloadURL(ctx, e.repoOf(b), *b.ArtifactAssetID)
+	resp, err := e.fetchArtifact(ctx, b, header.Get("Range"))
 	if err != nil {
-		return nil, fmt.Errorf("artifact of build %s: %w", b.ID, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("artifact of build %s: %w", b.ID, err)
-	}
-	if r := header.Get("Range"); r != "" {
-		req.Header.Set("Range", r)
-	}
-	resp, err := e.opts.HTTPClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("artifact of build %s: %w", b.ID, &TransientError{Err: err})
+		return nil, fmt.Errorf("artifact of build %s: %w", b.ID, e.assetGone(ctx, b, err))
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK, resp.StatusCode == http.StatusPartialContent,
@@ -67,7 +58,7 @@ func (e *Engine) OpenArtifact(ctx context.Context, b models.Build, header http.H
 		return resp, nil
 	case resp.StatusCode == http.StatusNotFound:
 		resp.Body.Close()
-		return nil, fmt.Errorf("artifact of build %s: %w", b.ID, ErrNotFound)
+		return nil, fmt.Errorf("artifact of build %s: %w", b.ID, e.assetGone(ctx, b, ErrNotFound))
 	case resp.StatusCode >= 500:
 		resp.Body.Close()
 		return nil, fmt.Errorf("artifact of build %s: %w", b.ID, &TransientError{Status: resp.StatusCode, Err: errors.New(resp.Status)})
@@ -76,9 +67,38 @@ func (e *Engine) OpenArtifact(ctx context.Context, b models.Build, header http.H
 	return nil, fmt.Errorf("artifact of build %s: %w", b.ID, &InvalidError{Status: resp.StatusCode, Message: "artifact download answered " + resp.Status})
 }
 
+// fetchArtifact GETs the asset's signed URL, or, when GitHub streams the
+// asset instead of redirecting (ErrAssetStreamed), lets the forge fetch it.
+func (e *Engine) fetchArtifact(ctx context.Context, b models.Build, rangeHeader string) (*http.Response, error) {
+	header := http.Header{}
+	if rangeHeader != "" {
+		header.Set("Range", rangeHeader)
+	}
+	u, err := e.forge.AssetDownloadURL(ctx, e.repoOf(b), *b.ArtifactAssetID)
+	if errors.Is(err, ErrAssetStreamed) {
+		return e.forge.OpenAsset(ctx, e.repoOf(b), *b.ArtifactAssetID, header)
+	}
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header = header
+	resp, err := e.opts.HTTPClient.Do(req)
+	if err != nil {
+		return nil, &TransientError{Err: err}
+	}
+	return resp, nil
+}
+
 func artifactReady(b models.Build) error {
 	if b.Status != models.StatusSuccess || b.ArtifactAssetID == nil {
 		return fmt.Errorf("build %s is %s: %w", b.ID, b.Status, ErrNotReady)
+	}
+	if b.SupersededBy != nil {
+		return &SupersededError{BuildID: b.ID, By: *b.SupersededBy}
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+	"golang.org/x/time/rate"
 
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/templates"
@@ -43,6 +44,16 @@ type Options struct {
 	// PublicURL is the server's external base URL, used in artifactUrl and
 	// buildLog ("http://localhost:8080").
 	PublicURL string
+	// ForgeHost names the GitHub server this engine talks to (the host of
+	// its API URL; default DefaultForgeHost). Builds record it: a workflow
+	// run is identified by (forge host, repository, run id), and a build is
+	// followed only by engines talking to its server.
+	ForgeHost string
+	// ForeignHostTimeout is how long a build of another GitHub server may
+	// go without news before an engine that cannot reach that server fails
+	// it (default 10m): no process serving that server is left, as after a
+	// demo restarted with a new simulator.
+	ForeignHostTimeout time.Duration
 	// BuilderRepo ("owner/name"), BuilderWorkflow and BuilderRef are used for
 	// projects without a repository of their own (web apps).
 	BuilderRepo     string
@@ -85,6 +96,11 @@ type Options struct {
 	// (defaults 1s and 5m).
 	RetryDelay    time.Duration
 	MaxRetryDelay time.Duration
+	// StepPollInterval is how often the steps of a building build's job are
+	// read to log them live (default 8s; conditional requests).
+	StepPollInterval time.Duration
+	// StepPollsPerMinute caps those reads per process (default 300).
+	StepPollsPerMinute int
 	// HTTPClient fetches artifacts from GitHub's signed URLs in proxy
 	// download mode (default: a client without overall timeout).
 	HTTPClient *http.Client
@@ -105,6 +121,8 @@ type Engine struct {
 	visibility   map[string]visibilityEntry
 	// listings shares run listings between builds looking for their runs.
 	listings runListings
+	// stepLimiter caps the reads of followSteps (progress.go).
+	stepLimiter *rate.Limiter
 }
 
 // NewEngine returns an engine on store and forge. forge may be nil for
@@ -116,6 +134,8 @@ func NewEngine(store *models.Store, forge Forge, clock Clock, log *slog.Logger, 
 	if opts.Runners == nil {
 		opts.Runners = templates.DefaultRunners
 	}
+	opts.ForgeHost = cmp.Or(opts.ForgeHost, DefaultForgeHost)
+	opts.ForeignHostTimeout = cmp.Or(opts.ForeignHostTimeout, 10*time.Minute)
 	opts.BuilderWorkflow = cmp.Or(opts.BuilderWorkflow, models.DefaultWorkflow)
 	opts.BuilderRef = cmp.Or(opts.BuilderRef, models.DefaultRef)
 	opts.MaxBuildDuration = cmp.Or(opts.MaxBuildDuration, 6*time.Hour)
@@ -130,13 +150,16 @@ func NewEngine(store *models.Store, forge Forge, clock Clock, log *slog.Logger, 
 	opts.DispatchSettle = cmp.Or(opts.DispatchSettle, 10*time.Second)
 	opts.RetryDelay = cmp.Or(opts.RetryDelay, time.Second)
 	opts.MaxRetryDelay = cmp.Or(opts.MaxRetryDelay, 5*time.Minute)
+	opts.StepPollInterval = cmp.Or(opts.StepPollInterval, 8*time.Second)
+	opts.StepPollsPerMinute = cmp.Or(opts.StepPollsPerMinute, 300)
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{store: store, forge: forge, clock: clock, log: log, opts: opts, visibility: map[string]visibilityEntry{}}
+	return &Engine{store: store, forge: forge, clock: clock, log: log, opts: opts, visibility: map[string]visibilityEntry{},
+		stepLimiter: newStepLimiter(opts.StepPollsPerMinute)}
 }
 
 // SetInserter gives the engine the River client it inserts jobs with.

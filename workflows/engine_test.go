@@ -14,6 +14,7 @@ import (
 
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/models/dbtest"
+	"github.com/deskforge/deskforge/templates"
 )
 
 const sampleLog = "\ufeff2024-01-20T10:01:00.1234567Z ##[group]Run cargo build\n" +
@@ -254,7 +255,7 @@ func TestSuccessPath(t *testing.T) {
 
 			tb.forge.mu.Lock()
 			tb.forge.logs[job.ID] = sampleLog
-			tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 77, Name: "app-1.2.3-mac-arm64.dmg", Size: 1234,
+			tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 77, Name: "app-1.2.3-mac-arm64.dmg", Label: templates.AssetLabel("app-1.2.3-mac-arm64.dmg", b.ID), Size: 1234,
 				ContentType: "application/x-apple-diskimage", SHA256: strings.Repeat("ab", 32), BrowserDownloadURL: "https://github.com/acme/app/releases/download/v1.2.3/app.dmg"}
 			tb.forge.mu.Unlock()
 			finals := tb.inserter.take(FinalizeBuildArgs{}.Kind())
@@ -277,11 +278,11 @@ func TestSuccessPath(t *testing.T) {
 				"info: Build queued",
 				fmt.Sprintf("info: Dispatched to workflow run %d (%s)", runID, got.RunHTMLURL),
 				"info: Job started on GitHub Actions 7 (macos-15)",
-				"info: Step started: Set up job",
-				"info: Step finished: Set up job",
-				"info: Step started: Build",
-				"info: Step finished: Build",
-				"info: Step skipped: Post cache",
+				"info: Step 1/1 started: Set up job", // the first event listed one step
+				"info: Step 1/3 finished (1 s)",
+				"info: Step 2/3 started: Build",
+				"info: Step 2/3 finished (1 s)",
+				"info: Step 3/3 skipped: Post cache",
 				"info: Run cargo build",
 				"info: Compiling app v1.2.3",
 				"warning: unused variable",
@@ -318,7 +319,7 @@ func TestFailurePathLogsErrorsAndReason(t *testing.T) {
 
 	got := tb.build(t, b.ID)
 	require.Equal(t, models.StatusFailed, got.Status)
-	require.Equal(t, `step "Build installer" failed: Process completed with exit code 101.`, got.FailureReason)
+	require.Equal(t, `step "Build installer" failed: error[E0308]: mismatched types`, got.FailureReason, "the compiler's error, not the exit code")
 	require.Equal(t, []string{">queued", "queued>building", "building>failed"}, tb.transitions(t, b.ID))
 	logs := tb.logs(t, b.ID)
 	var errs []string
@@ -328,9 +329,10 @@ func TestFailurePathLogsErrorsAndReason(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{
-		"Step failed: Build installer (failure)",
+		"Step 2/2 failed (1 s): Build installer (failure)",
+		"error[E0308]: mismatched types\n  --> src/main.rs:3:5",
 		"Process completed with exit code 101.",
-		`Build failed: step "Build installer" failed: Process completed with exit code 101.`,
+		`Build failed: step "Build installer" failed: error[E0308]: mismatched types`,
 	}, errs)
 	require.Equal(t, "error[E0308]: mismatched types\n  --> src/main.rs:3:5", logs[len(logs)-3].Message)
 }
@@ -343,7 +345,7 @@ func TestFinalizeWithoutAssetFails(t *testing.T) {
 		j.Status, j.Conclusion, j.RunnerName, j.StartedAt, j.CompletedAt = "completed", "success", "r1", time.Now(), time.Now()
 		tb.forge.logs[j.ID] = sampleLog
 	})
-	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Job: &job}}, tb.clock.Now()))
+	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Repo: "acme/app", Job: &job}}, tb.clock.Now()))
 	require.NoError(t, tb.runFinalize(t))
 	got := tb.build(t, b.ID)
 	require.Equal(t, models.StatusFailed, got.Status)
@@ -357,19 +359,20 @@ func TestFinalizeWaitsForLogThenGivesUp(t *testing.T) {
 	tb := setup(t, models.DialectSQLite)
 	b, runID := tb.dispatched(t)
 	_, job := tb.forge.setRun(runID, func(r *Run, j *Job) {
-		j.Status, j.Conclusion, j.RunnerName, j.StartedAt, j.CompletedAt = "completed", "cancelled", "r1", tb.clock.Now(), tb.clock.Now()
+		j.Status, j.Conclusion, j.RunnerName, j.StartedAt, j.CompletedAt = "completed", "failure", "r1", tb.clock.Now(), tb.clock.Now()
 	})
-	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Job: &job}}, tb.clock.Now()))
+	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Repo: "acme/app", Job: &job}}, tb.clock.Now()))
 	args := tb.inserter.take(FinalizeBuildArgs{}.Kind())[0].(FinalizeBuildArgs)
 	require.True(t, isSnooze(tb.engine.finalizeBuild(tb.ctx, args)), "404 right after completion: wait")
 	tb.clock.advance(3 * time.Minute)
 	require.NoError(t, tb.engine.finalizeBuild(tb.ctx, args))
 	got := tb.build(t, b.ID)
-	require.Equal(t, models.StatusCancelled, got.Status)
+	require.Equal(t, models.StatusFailed, got.Status)
+	require.Equal(t, ErrorJobFailed, got.ErrorCode)
 	require.False(t, got.LogsFetched)
 	msgs := messages(tb.logs(t, b.ID))
-	require.Contains(t, msgs[len(msgs)-2], "was not available")
-	require.Equal(t, "warning: Build cancelled", msgs[len(msgs)-1])
+	require.Equal(t, "warning: The log of job "+fmt.Sprint(job.ID)+" could not be fetched: GitHub still answered 404 (not found) 2m0s after the job completed", msgs[len(msgs)-2])
+	require.Equal(t, "error: Build failed: the workflow job failed", msgs[len(msgs)-1])
 }
 
 func TestCancelDispatchedBuild(t *testing.T) {
@@ -567,10 +570,10 @@ func TestArtifactURLByVisibilityAndDraft(t *testing.T) {
 			_, job := tb.forge.setRun(runID, func(r *Run, j *Job) {
 				j.Status, j.Conclusion, j.RunnerName, j.StartedAt, j.CompletedAt = "completed", "success", "r", tb.clock.Now(), tb.clock.Now()
 				tb.forge.logs[j.ID] = sampleLog
-				tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 5, Name: "app-1.2.3-mac-arm64.dmg", Size: 1,
+				tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 5, Name: "app-1.2.3-mac-arm64.dmg", Label: templates.AssetLabel("app-1.2.3-mac-arm64.dmg", b.ID), Size: 1,
 					BrowserDownloadURL: "https://github.com/acme/app/releases/download/v1.2.3/app-1.2.3-mac-arm64.dmg", Draft: tt.draft}
 			})
-			require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Job: &job}}, tb.clock.Now()))
+			require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Repo: "acme/app", Job: &job}}, tb.clock.Now()))
 			require.NoError(t, tb.runFinalize(t))
 			got := tb.build(t, b.ID)
 			require.Equal(t, models.StatusSuccess, got.Status)

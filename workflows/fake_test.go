@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -193,6 +194,17 @@ func (f *fakeForge) AssetDownloadURL(_ context.Context, repo string, assetID int
 	return fmt.Sprintf("https://signed.example/%d?token=short", assetID), nil
 }
 
+func (f *fakeForge) OpenAsset(_ context.Context, repo string, assetID int64, _ http.Header) (*http.Response, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("OpenAsset"); err != nil {
+		return nil, err
+	}
+	body := fmt.Sprintf("asset %d", assetID)
+	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Header: http.Header{"Content-Length": {fmt.Sprint(len(body))}},
+		Body: io.NopCloser(strings.NewReader(body))}, nil
+}
+
 func (f *fakeForge) RepositoryPrivate(_ context.Context, repo string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -292,7 +304,7 @@ func (tb *testBundle) newBuild(t *testing.T) models.Build {
 	now := tb.clock.Now()
 	b := models.Build{
 		ID: models.NewID("build"), ProjectID: "proj_test", Version: "1.2.3", Platform: "mac", Arch: "arm64",
-		Status: models.StatusQueued, CreatedAt: now, UpdatedAt: now,
+		Status: models.StatusQueued, CreatedAt: now, UpdatedAt: now, ForgeHost: DefaultForgeHost,
 		Repository: "acme/app", Workflow: "deskforge.yml", Ref: "main", Runner: "macos-15",
 		Config: `{"name":"App"}`, AssetName: "app-1.2.3-mac-arm64.dmg",
 	}

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,6 +43,9 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 	if models.IsTerminal(b.Status) || b.RunConclusion == "" {
 		return nil
 	}
+	if !e.servesBuild(b) {
+		return e.foreignBuild(ctx, b)
+	}
 	repo := e.repoOf(b)
 	completedAt := args.CompletedAt
 	if completedAt.IsZero() {
@@ -50,11 +54,17 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 
 	jobID := b.JobID
 	needStep := b.RunConclusion == "failure" && !strings.HasPrefix(b.FailureReason, "step ")
-	if (jobID == nil || needStep) && b.RunID != nil {
-		// The run's event came before (or instead of) its job's: ask GitHub
-		// for the job, and which step failed.
+	neverStarted := false
+	if (jobID == nil || needStep || b.StartedAt == nil) && b.RunID != nil {
+		// The run's event came before (or instead of) its job's, or the job
+		// may never have started: ask GitHub for the job, and which step
+		// failed.
 		jobs, err := e.forge.ListJobs(ctx, repo, *b.RunID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotFound) {
+			// A run without jobs lists none; a 404 means the run is gone.
+			return e.failBuild(ctx, b.ID, ErrorRunVanished, runGoneReason(*b.RunID), nil)
+		}
+		if err != nil {
 			return e.forgeJobError(fmt.Errorf("finalize build %s: list jobs: %w", b.ID, err))
 		}
 		if job := pickJob(jobs, b.JobID); job != nil {
@@ -62,35 +72,69 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 			jobID = &id
 			if step := failureFromSteps(job); step != "" && b.RunConclusion == "failure" {
 				b.FailureReason = failureReason("failure", step)
+				b.ErrorStep = step
 			}
+			neverStarted = jobNeverStarted(job)
 		}
 	}
 
-	// (1) The job log.
+	// (1) The job log. A missing log never costs the build its outcome:
+	// after Options.LogWaitTimeout, or at once when GitHub says it is gone,
+	// the build ends without it and its log says why.
 	var logFile *os.File
-	logNote := ""
-	if jobID != nil {
+	logNote, logNoteLevel := "", models.LevelWarning
+	switch {
+	case jobID == nil:
+	case neverStarted:
+		// Cancelled or skipped before a runner picked it up: GitHub will
+		// never have a log for it (404 forever).
+		logNote, logNoteLevel = fmt.Sprintf("Job %d never started on a runner: it has no log", *jobID), models.LevelInfo
+	default:
 		f, err := e.fetchJobLog(ctx, repo, *jobID)
+		waited := e.clock.Now().Sub(completedAt)
+		var limited *RateLimitError
+		var invalid *InvalidError
 		switch {
-		case errors.Is(err, ErrNotFound):
-			waited := e.clock.Now().Sub(completedAt)
-			if waited < e.opts.LogWaitTimeout {
-				return river.JobSnooze(e.backoff(waited))
-			}
-			logNote = fmt.Sprintf("The log of job %d was not available on GitHub %s after the job completed", *jobID, e.opts.LogWaitTimeout)
-		case err != nil:
-			return e.forgeJobError(fmt.Errorf("finalize build %s: %w", b.ID, err))
-		default:
+		case err == nil:
 			logFile = f
 			defer func() {
 				f.Close()
 				os.Remove(f.Name())
 			}()
+		case errors.As(err, &limited):
+			return e.forgeJobError(fmt.Errorf("finalize build %s: %w", b.ID, err))
+		case errors.Is(err, ErrNotFound):
+			if waited < e.opts.LogWaitTimeout {
+				return river.JobSnooze(e.backoff(waited))
+			}
+			logNote = fmt.Sprintf("The log of job %d could not be fetched: GitHub still answered 404 (not found) %s after the job completed", *jobID, e.opts.LogWaitTimeout)
+		case errors.As(err, &invalid):
+			// 410 (expired), 403 (no access), other refusals: asking again
+			// will not help.
+			logNote = fmt.Sprintf("The log of job %d could not be fetched: GitHub answered %d (%s)", *jobID, invalid.Status, invalid.Message)
+		case ctx.Err() != nil:
+			return fmt.Errorf("finalize build %s: %w", b.ID, err)
+		default:
+			// 5xx, network failures, unreadable answers: worth a few more
+			// tries while the log may still come.
+			if waited < e.opts.LogWaitTimeout {
+				e.log.Warn("finalize: job log not fetched, trying again", "build_id", b.ID, "job_id", *jobID, "error", err)
+				return river.JobSnooze(e.backoff(waited))
+			}
+			var cause error = err
+			if transient := (*TransientError)(nil); errors.As(err, &transient) {
+				cause = transient // "GitHub answered 503: …", "GitHub unreachable: …"
+			}
+			logNote = fmt.Sprintf("The log of job %d could not be fetched: %v", *jobID, cause)
 		}
+	}
+	if logNote != "" && logNoteLevel == models.LevelWarning {
+		e.log.Warn("finalize: build ends without its job log", "build_id", b.ID, "reason", logNote)
 	}
 
 	// (2) The outcome, and for a success its artifact.
 	to, reason := models.StatusFailed, b.FailureReason
+	code, step := failureCode(b.RunConclusion, b.ErrorStep), b.ErrorStep
 	fields := map[string]any{"completed_at": completedAt.UTC(), "logs_fetched": logFile != nil}
 	if jobID != nil && b.JobID == nil {
 		fields["job_id"] = *jobID
@@ -101,8 +145,17 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		switch {
 		case errors.Is(err, ErrNotFound):
 			reason = fmt.Sprintf("workflow succeeded but uploaded no artifact named %s", b.AssetName)
+			code = ErrorNoArtifact
+			if b.RunID != nil {
+				if _, err := e.forge.GetRun(ctx, repo, *b.RunID); errors.Is(err, ErrNotFound) {
+					reason = runGoneReason(*b.RunID) // and its release with it
+					code = ErrorRunVanished
+				}
+			}
 		case err != nil:
 			return e.forgeJobError(fmt.Errorf("finalize build %s: find artifact: %w", b.ID, err))
+		case templates.AssetLabelBuildID(asset.Label) != b.ID:
+			reason = foreignAssetReason(asset, templates.ReleaseTag(b.Version))
 		default:
 			private, err := e.repoPrivate(ctx, repo)
 			if err != nil {
@@ -123,8 +176,6 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 			}
 			fields["repo_private"] = private
 		}
-	case "cancelled":
-		to = models.StatusCancelled
 	}
 	if to == models.StatusFailed && reason == "" {
 		reason = failureReason(b.RunConclusion, "")
@@ -140,32 +191,48 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		if models.IsTerminal(locked.Status) {
 			return nil
 		}
-		lastError := ""
+		firstError := ""
 		if logFile != nil {
-			if lastError, err = e.storeJobLogTx(ctx, tx, b.ID, logFile, completedAt); err != nil {
+			if firstError, err = e.storeJobLogTx(ctx, tx, b.ID, logFile, completedAt); err != nil {
 				return err
 			}
 		}
 		if logNote != "" {
-			if err := models.AppendLogTx(ctx, tx, b.ID, models.LogLine{Timestamp: now, Level: models.LevelWarning, Message: logNote}); err != nil {
+			if err := models.AppendLogTx(ctx, tx, b.ID, models.LogLine{Timestamp: now, Level: logNoteLevel, Message: logNote}); err != nil {
 				return err
+			}
+		}
+		to := to
+		if b.RunConclusion == "cancelled" {
+			// cancelled means cancelled through DeskForge; a cancel nobody
+			// asked DeskForge for (a job's timeout-minutes, GitHub's UI) is
+			// a failure, with that explanation.
+			to, reason, code = models.StatusCancelled, "", ""
+			if !locked.CancelRequested {
+				to, reason, code = models.StatusFailed, reasonCancelledOnGitHub, ErrorCancelledOnGitHub
 			}
 		}
 		t := models.Transition{To: to, At: completedAt, Fields: fields}
 		switch to {
 		case models.StatusSuccess:
 			t.Reason, t.Level, t.Message = "job succeeded", models.LevelSuccess, "Build completed successfully"
+			if err := e.supersedeTx(ctx, tx, locked, now); err != nil {
+				return err
+			}
 		case models.StatusCancelled:
-			t.Reason, t.Level, t.Message = "run cancelled on GitHub", models.LevelWarning, "Build cancelled"
+			t.Reason, t.Level, t.Message = "cancelled through DeskForge", models.LevelWarning, "Build cancelled"
 		default:
 			if b.RunConclusion == "failure" && strings.HasPrefix(locked.FailureReason, "step ") && !strings.HasPrefix(reason, "step ") {
 				// A job event named the failed step meanwhile.
-				reason = locked.FailureReason
+				reason, code = locked.FailureReason, ErrorStepFailed
+				step = cmp.Or(step, locked.ErrorStep)
 			}
-			if lastError != "" && b.RunConclusion == "failure" {
-				reason += ": " + truncate(lastError, 300)
+			if firstError != "" && b.RunConclusion == "failure" {
+				reason += ": " + truncate(firstError, 300)
 			}
 			fields["failure_reason"] = reason
+			fields["error_code"] = code
+			fields["error_step"] = step
 			t.Reason, t.Level, t.Message = reason, models.LevelError, "Build failed: "+reason
 		}
 		changed, err := models.TransitionBuildTx(ctx, tx, &locked, t, now)
@@ -207,12 +274,14 @@ func (e *Engine) fetchJobLog(ctx context.Context, repo string, jobID int64) (*os
 
 // storeJobLogTx parses a raw job log and appends its entries in batches.
 // Entries without a timestamp get the previous entry's (or the job's
-// completion time). It returns the last error entry's message.
+// completion time). It returns the error that explains the failure best:
+// the first error entry other than the runner's closing "Process completed
+// with exit code N." (the compiler's own message), else the last one.
 func (e *Engine) storeJobLogTx(ctx context.Context, tx *gorm.DB, buildID string, r io.Reader, fallback time.Time) (string, error) {
 	p := joblog.NewParser(r)
 	batch := make([]models.LogLine, 0, logBatchSize)
 	lastTS := time.Time{}
-	lastError := ""
+	firstError, lastError := "", ""
 	for {
 		entry, err := p.Next()
 		if errors.Is(err, io.EOF) {
@@ -228,6 +297,9 @@ func (e *Engine) storeJobLogTx(ctx context.Context, tx *gorm.DB, buildID string,
 		lastTS = ts
 		if entry.Level == models.LevelError {
 			lastError, _, _ = strings.Cut(entry.Message, "\n")
+			if firstError == "" && !strings.HasPrefix(lastError, "Process completed with exit code") {
+				firstError = lastError
+			}
 		}
 		batch = append(batch, models.LogLine{Timestamp: ts, Level: entry.Level, Message: entry.Message})
 		if len(batch) == logBatchSize {
@@ -240,7 +312,26 @@ func (e *Engine) storeJobLogTx(ctx context.Context, tx *gorm.DB, buildID string,
 	if err := models.AppendLogTx(ctx, tx, buildID, batch...); err != nil {
 		return "", err
 	}
-	return lastError, nil
+	return cmp.Or(firstError, lastError), nil
+}
+
+// reasonCancelledOnGitHub is why a build whose run was cancelled on GitHub,
+// without DeskForge asking, failed.
+const reasonCancelledOnGitHub = "the workflow run was cancelled on GitHub, not through DeskForge: " +
+	"a job exceeded its timeout-minutes, or someone cancelled the run on GitHub"
+
+// jobNeverStarted reports whether a completed job never got a runner (it
+// was cancelled or skipped while queued): GitHub has no log for it, ever.
+func jobNeverStarted(job *Job) bool {
+	if job.Status != "completed" || job.RunnerName != "" {
+		return false
+	}
+	for _, st := range job.Steps {
+		if !st.StartedAt.IsZero() && st.Conclusion != "skipped" {
+			return false
+		}
+	}
+	return true
 }
 
 // truncate shortens s to at most n bytes at a rune boundary, with "…".

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 )
 
@@ -42,7 +43,14 @@ type Forge interface {
 	FindReleaseAsset(ctx context.Context, repo, tag, name string) (Asset, error)
 	// AssetDownloadURL returns a short-lived URL from which the asset's bytes
 	// can be fetched without credentials (GitHub's signed redirect).
+	// ErrAssetStreamed when GitHub answers with the bytes themselves (200)
+	// instead of a redirect: use OpenAsset.
 	AssetDownloadURL(ctx context.Context, repo string, assetID int64) (string, error)
+	// OpenAsset fetches an asset's bytes, whether GitHub streams them (200)
+	// or redirects to a signed URL (302, followed without credentials).
+	// The Range header of header is forwarded; the answer (200, 206 or
+	// 416) is returned for the caller to relay and close.
+	OpenAsset(ctx context.Context, repo string, assetID int64, header http.Header) (*http.Response, error)
 	// RepositoryPrivate reports whether a repository is private.
 	RepositoryPrivate(ctx context.Context, repo string) (bool, error)
 }
@@ -103,8 +111,11 @@ type Step struct {
 
 // Asset is a release asset.
 type Asset struct {
-	ID                 int64
-	Name               string
+	ID   int64
+	Name string
+	// Label is the asset's label: a DeskForge template writes
+	// templates.AssetLabel, naming the build that uploaded it.
+	Label              string
 	Size               int64
 	ContentType        string
 	SHA256             string // hex, from the asset's "sha256:<hex>" digest; "" if GitHub gave none
@@ -118,12 +129,20 @@ type Asset struct {
 // ErrNotFound is returned by a Forge when GitHub answers 404.
 var ErrNotFound = errors.New("not found on GitHub")
 
+// ErrAssetStreamed is returned by Forge.AssetDownloadURL when GitHub answers
+// a release asset download with the bytes (200) rather than a redirect to a
+// signed URL; GitHub's OpenAPI description says clients must handle both.
+var ErrAssetStreamed = errors.New("GitHub streamed the asset instead of redirecting to a signed URL")
+
 // RateLimitError means GitHub refused the call for a rate limit; calls may
 // resume at Until.
 type RateLimitError struct {
 	Until     time.Time
 	Secondary bool
 	Message   string
+	// Local is true when the Forge held the call back itself to stay within
+	// GitHub's budget (GitHub was not called).
+	Local bool
 }
 
 func (e *RateLimitError) Error() string {

@@ -59,6 +59,9 @@ func (e *Engine) pollBuild(ctx context.Context, buildID string) error {
 	if models.IsTerminal(b.Status) {
 		return nil
 	}
+	if !e.servesBuild(b) {
+		return e.foreignBuild(ctx, b)
+	}
 	now := e.clock.Now()
 
 	switch {
@@ -77,7 +80,7 @@ func (e *Engine) pollBuild(ctx context.Context, buildID string) error {
 	repo := e.repoOf(b)
 	run, err := e.forge.GetRun(ctx, repo, *b.RunID)
 	if errors.Is(err, ErrNotFound) {
-		return e.failBuild(ctx, b.ID, fmt.Sprintf("workflow run %d no longer exists on GitHub", *b.RunID), nil)
+		return e.failBuild(ctx, b.ID, ErrorRunVanished, runGoneReason(*b.RunID), nil)
 	}
 	if err != nil {
 		return e.forgeJobError(fmt.Errorf("poll build %s: %w", b.ID, err))
@@ -86,6 +89,11 @@ func (e *Engine) pollBuild(ctx context.Context, buildID string) error {
 		run.Repo = repo
 	}
 	obs := observation{run: &run}
+	if why := e.observationMismatch(b, obs); why != "" {
+		// The id was given to another run (a restarted simulator): this
+		// build's run is gone.
+		return e.failBuild(ctx, b.ID, ErrorRunVanished, runGoneReason(*b.RunID)+" ("+why+")", nil)
+	}
 	if runStatusRank(run.Status) > 1 || b.Status != models.StatusQueued || b.JobID == nil {
 		jobs, err := e.forge.ListJobs(ctx, repo, *b.RunID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -108,11 +116,11 @@ func (e *Engine) pollBuild(ctx context.Context, buildID string) error {
 		switch {
 		case locked.Status == models.StatusBuilding && locked.StartedAt != nil && now.Sub(*locked.StartedAt) > e.opts.MaxBuildDuration:
 			reason := fmt.Sprintf("timed out: still building after %s (maximum build duration)", e.opts.MaxBuildDuration)
-			return e.timeOutTx(ctx, tx, &locked, reason, now)
+			return e.timeOutTx(ctx, tx, &locked, ErrorTimedOut, reason, now)
 		case locked.Status == models.StatusQueued && locked.DispatchAcceptedAt != nil && now.Sub(*locked.DispatchAcceptedAt) > e.opts.MaxQueueDuration:
 			reason := fmt.Sprintf("timed out: workflow run %d stayed queued for %s without a runner picking it up (runner %q)",
 				*locked.RunID, e.opts.MaxQueueDuration, e.dispatchInputs(locked)["runner"])
-			return e.timeOutTx(ctx, tx, &locked, reason, now)
+			return e.timeOutTx(ctx, tx, &locked, ErrorQueueTimeout, reason, now)
 		}
 		// Polled: the build is not stale any more.
 		return models.UpdateBuildTx(ctx, tx, b.ID, now, map[string]any{})
@@ -132,7 +140,7 @@ func (e *Engine) pollUndispatched(ctx context.Context, b models.Build, now time.
 			if b.CancelRequested {
 				return e.cancelUndispatched(ctx, b.ID)
 			}
-			return e.failBuild(ctx, b.ID, reasonNoRun, nil)
+			return e.failBuild(ctx, b.ID, ErrorNoRun, reasonNoRun, nil)
 		}
 		// The dispatch job looks for the run meanwhile; the poll joins in
 		// only late (should that job have given up).
@@ -153,8 +161,8 @@ func (e *Engine) pollUndispatched(ctx context.Context, b models.Build, now time.
 }
 
 // timeOutTx fails a build that exceeded a time limit and cancels its run.
-func (e *Engine) timeOutTx(ctx context.Context, tx *gorm.DB, b *models.Build, reason string, now time.Time) error {
-	if err := e.failBuildTx(ctx, tx, b, reason, now, nil); err != nil {
+func (e *Engine) timeOutTx(ctx context.Context, tx *gorm.DB, b *models.Build, code, reason string, now time.Time) error {
+	if err := e.failBuildTx(ctx, tx, b, code, reason, now, nil); err != nil {
 		return err
 	}
 	return e.insertTx(ctx, tx, CancelRunArgs{BuildID: b.ID, Repo: e.repoOf(*b), RunID: *b.RunID})

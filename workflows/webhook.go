@@ -43,7 +43,7 @@ func (e *Engine) RecordWebhook(ctx context.Context, d Delivery, ev *WebhookEvent
 	if ev != nil {
 		row.Action = ev.Action
 		if (ev.Event == "workflow_run" && ev.Run != nil) || (ev.Event == "workflow_job" && ev.Job != nil) {
-			apply = &ApplyEventArgs{DeliveryID: d.ID, Event: *ev}
+			apply = &ApplyEventArgs{DeliveryID: d.ID, Event: *ev, ForgeHost: e.opts.ForgeHost}
 		}
 	}
 	if apply == nil {

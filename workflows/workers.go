@@ -21,6 +21,7 @@ func (e *Engine) RegisterWorkers(workers *river.Workers) {
 	river.AddWorker(workers, &finalizeWorker{engine: e})
 	river.AddWorker(workers, &cancelRunWorker{engine: e})
 	river.AddWorker(workers, &purgeIdempotencyKeysWorker{engine: e})
+	river.AddWorker(workers, &followStepsWorker{engine: e})
 }
 
 // PeriodicJobs returns the engine's periodic River jobs (run by the leader):
@@ -48,15 +49,37 @@ type dispatchWorker struct {
 }
 
 // Work implements river.Worker.
+// A failed attempt that will be retried is said in the build's log and in
+// the server's log, with the time of the next try, so that an outage of
+// GitHub shows where users and operators look.
 func (w *dispatchWorker) Work(ctx context.Context, job *river.Job[DispatchBuildArgs]) error {
-	return w.engine.dispatchBuild(ctx, job.Args.BuildID, job.Attempt >= job.MaxAttempts)
+	err := w.engine.dispatchBuild(ctx, job.Args.BuildID, job.Attempt >= job.MaxAttempts)
+	var snooze *river.JobSnoozeError
+	if err == nil || errors.As(err, &snooze) || job.Attempt >= job.MaxAttempts || ctx.Err() != nil {
+		return err
+	}
+	cause := err // without the "dispatch build <id>:" prefix the log does not need
+	if inner := errors.Unwrap(err); inner != nil {
+		cause = inner
+	}
+	next := time.Now().Add(w.delay(job.Attempt)).UTC()
+	msg := fmt.Sprintf("Dispatch attempt %d of %d failed: %v; next try at %s", job.Attempt, job.MaxAttempts,
+		cause, next.Format(time.RFC3339))
+	if noteErr := w.engine.noteBuild(ctx, job.Args.BuildID, msg); noteErr != nil {
+		return errors.Join(err, noteErr)
+	}
+	return err
 }
 
 // NextRetry waits at least Options.DispatchSettle, so that a run created by
 // an attempt whose answer was lost is visible before the next attempt looks
 // for it.
 func (w *dispatchWorker) NextRetry(job *river.Job[DispatchBuildArgs]) time.Time {
-	return time.Now().Add(max(w.engine.retryDelay(job.Attempt), w.engine.opts.DispatchSettle))
+	return time.Now().Add(w.delay(job.Attempt))
+}
+
+func (w *dispatchWorker) delay(attempt int) time.Duration {
+	return max(w.engine.retryDelay(attempt), w.engine.opts.DispatchSettle)
 }
 
 // applyEventWorker applies a recorded webhook event.
@@ -116,7 +139,7 @@ func (w *finalizeWorker) Work(ctx context.Context, job *river.Job[FinalizeBuildA
 	if err != nil && !errors.As(err, &snooze) && job.Attempt >= job.MaxAttempts {
 		// Out of retries: the build must still end, without its log.
 		w.engine.log.Error("finalize: giving up", "build_id", job.Args.BuildID, "error", err)
-		return w.engine.failBuild(ctx, job.Args.BuildID, fmt.Sprintf("could not read the outcome from GitHub: %v", err), nil)
+		return w.engine.failBuild(ctx, job.Args.BuildID, ErrorOutcomeUnreadable, fmt.Sprintf("could not read the outcome from GitHub: %v", err), nil)
 	}
 	return err
 }
@@ -128,7 +151,7 @@ func (w *finalizeWorker) NextRetry(job *river.Job[FinalizeBuildArgs]) time.Time 
 
 // Timeout allows for downloading and storing a large job log.
 func (w *finalizeWorker) Timeout(*river.Job[FinalizeBuildArgs]) time.Duration {
-	return 15 * time.Minute
+	return FinalizeTimeout
 }
 
 // cancelRunWorker cancels a workflow run on GitHub.

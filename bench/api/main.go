@@ -13,7 +13,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,6 +36,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/deskforge/deskforge/client"
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/server"
 	"github.com/deskforge/deskforge/workflows"
@@ -336,74 +336,37 @@ func startDeskForge(f *fixture) (*running, error) {
 	return serveOnLoopback(api.Handler())
 }
 
-// buildJSON mirrors the API's build shape, so the bare handler encodes the
-// same structure as DeskForge does.
-type buildJSON struct {
-	ID           string  `json:"id"`
-	ProjectID    string  `json:"projectId"`
-	Version      string  `json:"version"`
-	Platform     string  `json:"platform"`
-	Arch         string  `json:"arch"`
-	Status       string  `json:"status"`
-	CreatedAt    string  `json:"createdAt"`
-	StartedAt    *string `json:"startedAt"`
-	CompletedAt  *string `json:"completedAt"`
-	Duration     *int64  `json:"duration"`
-	ArtifactURL  *string `json:"artifactUrl"`
-	ArtifactSize *int64  `json:"artifactSize"`
-	BuildLog     string  `json:"buildLog"`
-}
-
-type listJSON struct {
-	Builds     []buildJSON `json:"builds"`
-	Total      int64       `json:"total"`
-	NextCursor *string     `json:"nextCursor"`
-}
-
 // startBareGin serves, from memory, the answers DeskForge gave for the same
-// requests, decoded into the same shapes and encoded again per request.
+// requests, decoded into the client package's types and encoded again per
+// request.
 func startBareGin(ctx context.Context, apiURL string, f *fixture) (*running, error) {
-	builds := map[string]buildJSON{}
+	c, err := client.New(client.Options{BaseURL: apiURL, APIKey: f.key, Strict: true})
+	if err != nil {
+		return nil, err
+	}
+	builds := map[string]client.Build{}
 	for _, id := range f.ids {
-		var b buildJSON
-		if err := fetchJSON(ctx, apiURL+"/builds/"+id, f.key, &b); err != nil {
+		b, err := c.GetBuild(ctx, id)
+		if err != nil {
 			return nil, err
 		}
-		builds[id] = b
+		builds[id] = *b
 	}
-	pages := map[string]listJSON{}
-	for _, q := range []string{"", "cursor=" + f.cursor500, "status=failed"} {
-		var l listJSON
-		if err := fetchJSON(ctx, apiURL+"/projects/"+f.projectID+"/builds?"+q, f.key, &l); err != nil {
+	pages := map[string]client.BuildList{}
+	for q, filter := range map[string]client.BuildFilter{"": {}, "cursor=" + f.cursor500: {Cursor: f.cursor500}, "status=failed": {Status: "failed"}} {
+		l, err := c.ListBuilds(ctx, f.projectID, filter)
+		if err != nil {
 			return nil, err
 		}
 		if len(l.Builds) != 50 {
 			return nil, fmt.Errorf("page %q has %d builds, want 50", q, len(l.Builds))
 		}
-		pages[q] = l
+		pages[q] = *l
 	}
 	r := gin.New()
 	r.GET("/builds/:id", func(c *gin.Context) { c.JSON(http.StatusOK, builds[c.Param("id")]) })
 	r.GET("/projects/:id/builds", func(c *gin.Context) { c.JSON(http.StatusOK, pages[c.Request.URL.RawQuery]) })
 	return serveOnLoopback(r)
-}
-
-func fetchJSON(ctx context.Context, u, key string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("GET %s: %d %s", u, resp.StatusCode, body)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 type result struct {

@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,6 +97,87 @@ func TestAdminCommandsBootstrapAKeyAndProject(t *testing.T) {
 	code, out, _ = runCommand(t, "apikey", "list", "--project", projectID, "--database-url", db)
 	require.Equal(t, 0, code)
 	require.Regexp(t, `\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s*$`, strings.TrimSpace(out), "revoked column set")
+
+	// --json: one key a line, in the API's shape, never the key itself.
+	code, out, _ = runCommand(t, "apikey", "list", "--json", "--database-url", db)
+	require.Equal(t, 0, code)
+	require.NotContains(t, out, adminKey)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2)
+	var keys []map[string]any
+	for _, line := range lines {
+		var k map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &k))
+		keys = append(keys, k)
+	}
+	require.Equal(t, keyID, keys[0]["id"], "newest first")
+	require.Equal(t, projectID, keys[0]["projectId"])
+	require.NotNil(t, keys[0]["revokedAt"])
+	require.Equal(t, "ops", keys[1]["name"])
+	require.Equal(t, "admin", keys[1]["role"])
+	require.NotContains(t, keys[1], "key")
+
+	// A bool flag with its value after a space is refused, not read as true
+	// plus a stray argument; so are stray arguments.
+	code, _, errOut = runCommand(t, "project", "create", "--database-url", db, "--name", "Fixed", "--platforms", "mac",
+		"--url", "https://e.com", "--resizable", "false")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "--resizable is a switch: write --resizable=false")
+	code, out, errOut = runCommand(t, "project", "create", "--database-url", db, "--name", "Fixed", "--platforms", "mac",
+		"--url", "https://e.com", "--resizable=false")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"resizable": false`)
+	code, _, errOut = runCommand(t, "project", "list", "--database-url", db, "everything")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, `project list takes no arguments, got ["everything"]`)
+	// Flags may follow an argument.
+	code, out, _ = runCommand(t, "project", "show", projectID, "--database-url", db)
+	require.Equal(t, 0, code)
+	require.Contains(t, out, projectID)
+}
+
+func TestUnwritableSQLiteDirectorySaysWhatToChange(t *testing.T) {
+	t.Parallel()
+	dir := "/sys" // not writable, even by root
+	if os.Geteuid() != 0 {
+		dir = t.TempDir()
+		require.NoError(t, os.Chmod(dir, 0o555))
+	}
+	code, _, errOut := runCommand(t, "migrate", "--database-url", "sqlite://"+dir+"/deskforge.db")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "directory "+dir+" is not writable")
+	require.Contains(t, errOut, "Set DESKFORGE_DATABASE_URL (or --database-url)")
+	require.NotContains(t, errOut, "out of memory")
+}
+
+func TestVersionOf(t *testing.T) {
+	t.Parallel()
+	vcs := func(kv ...string) []debug.BuildSetting {
+		var out []debug.BuildSetting
+		for i := 0; i+1 < len(kv); i += 2 {
+			out = append(out, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		ldflag string
+		info   *debug.BuildInfo
+		want   string
+	}{
+		{"LinkFlag", "1.2.3", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "1.2.3"},
+		{"ModuleVersion", "", &debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261130160000-0123456789ab+dirty"}}, "v0.0.0-20261130160000-0123456789ab+dirty"},
+		{"Commit", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"},
+			Settings: vcs("vcs.revision", "0123456789abcdef0123", "vcs.time", "2026-11-30T16:00:00Z", "vcs.modified", "true")},
+			"devel 0123456789ab 2026-11-30T16:00:00Z (modified)"},
+		{"Nothing", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, `devel (built without version information: build from a git checkout, or with -ldflags "-X main.version=1.2.3")`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tt.want, versionOf(tt.ldflag, tt.info))
+		})
+	}
 }
 
 func TestAdminCommandUsageErrors(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/server"
 )
 
 const apikeyUsage = `Usage: deskforge apikey <create|list|revoke> [flags]
@@ -44,6 +46,9 @@ func runAPIKeyCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
 		return err
 	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
+	}
 	if *admin == (*project != "") {
 		fmt.Fprint(stderr, "apikey create needs exactly one of --admin or --project PROJECT_ID\n\n")
 		fs.SetOutput(stderr)
@@ -76,9 +81,13 @@ func runAPIKeyList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("apikey list", flag.ContinueOnError)
 	cf := registerConfig(fs, os.Getenv, groupDatabase, groupLog)
 	project := fs.String("project", "", "list only the keys of this project (proj_…)")
-	fs.Usage = usageFunc(fs, "deskforge apikey list [--project PROJECT_ID] [flags]",
+	asJSON := fs.Bool("json", false, "print one JSON object a line (the API's shape) instead of a table")
+	fs.Usage = usageFunc(fs, "deskforge apikey list [--project PROJECT_ID] [--json] [flags]",
 		"Lists API keys, newest first, with their prefix (the keys themselves are not stored).")
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
+		return err
+	}
+	if err := noArgs(fs, stderr); err != nil {
 		return err
 	}
 	store, closeStore, err := openStoreFromFlags(ctx, cf, stderr)
@@ -89,6 +98,15 @@ func runAPIKeyList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	keys, err := store.ListAPIKeys(ctx, *project)
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, k := range keys {
+			if err := enc.Encode(server.APIKeyJSON(k)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tROLE\tPROJECT\tPREFIX\tCREATED\tLAST USED\tREVOKED")

@@ -15,7 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/deskforge/deskforge/templates"
+	"github.com/deskforge/deskforge/workflows/ghsim"
 )
 
 // Config is DeskForge's configuration, loaded from flags and DESKFORGE_*
@@ -37,12 +40,32 @@ type Config struct {
 	BuilderRef              string
 	Runners                 templates.RunnerTable
 	MaxBuildDuration        time.Duration
+	ReconcileInterval       time.Duration
+	StaleAfter              time.Duration
+	LogWaitTimeout          time.Duration
+	NoRunTimeout            time.Duration
 	DispatchesPerMinute     int
+	StepPollInterval        time.Duration
+	StepPollsPerMinute      int
 	DownloadMode            string
 	LogLevel                slog.Level
 	LogFormat               string // "json", "text" or "" (text on a terminal, else json)
 	SimFaults               string
 	Demo                    bool
+	// WebhooksAllowPrivate lets outbound webhooks reach loopback and
+	// private addresses (on by default in the demo).
+	WebhooksAllowPrivate bool
+	// publicURLFromListener: the public URL is the listener's local URL (a
+	// demo without DESKFORGE_PUBLIC_URL, so that links follow --listen).
+	publicURLFromListener bool
+	// demoTiming paces the demo's simulated runs (zero: about 20 s a
+	// build); tests make it fast.
+	demoTiming ghsim.Timing
+
+	// ServerURL and APIKey are where the client commands (build) send
+	// their requests, and with which key.
+	ServerURL string
+	APIKey    string
 }
 
 // GitHubConfigured reports whether a token or a complete GitHub App
@@ -70,6 +93,7 @@ const (
 	groupLog
 	groupListen
 	groupServe
+	groupClient
 )
 
 func allSettings() map[int][]*setting {
@@ -84,6 +108,10 @@ func allSettings() map[int][]*setting {
 		groupListen: {
 			{flag: "listen", arg: "ADDR", env: "DESKFORGE_LISTEN", def: ":8080", usage: "address the HTTP API listens on"},
 		},
+		groupClient: {
+			{flag: "url", arg: "URL", env: "DESKFORGE_URL", def: "http://localhost:8080", usage: "base URL of the DeskForge server"},
+			{flag: "api-key", arg: "KEY", env: "DESKFORGE_API_KEY", usage: "API key (df_…) sent as the bearer token; 'deskforge apikey create' makes one", secret: true},
+		},
 		groupServe: {
 			{flag: "public-url", arg: "URL", env: "DESKFORGE_PUBLIC_URL", def: "http://localhost:8080", usage: "external base URL of the API, used in buildLog, artifactUrl and Location"},
 			{flag: "github-token", arg: "TOKEN", env: "DESKFORGE_GITHUB_TOKEN", usage: "GitHub token (PAT or installation token) with actions and contents write access", secret: true},
@@ -97,8 +125,15 @@ func allSettings() map[int][]*setting {
 			{flag: "builder-ref", arg: "REF", env: "DESKFORGE_BUILDER_REF", def: "main", usage: "branch or tag of the builder repository to run"},
 			{flag: "runners", arg: "LIST", env: "DESKFORGE_RUNNERS", usage: "runner labels overriding the defaults, e.g. mac/arm64=macos-26,linux/x64=ubuntu-24.04"},
 			{flag: "max-build-duration", arg: "DURATION", env: "DESKFORGE_MAX_BUILD_DURATION", def: "6h", usage: "a build still building after this fails as timed out"},
+			{flag: "reconcile-interval", arg: "DURATION", env: "DESKFORGE_RECONCILE_INTERVAL", def: "30s", usage: "how often unfinished builds are checked for staleness (polled on GitHub when webhooks are late or lost)"},
+			{flag: "stale-after", arg: "DURATION", env: "DESKFORGE_STALE_AFTER", def: "60s", usage: "an unfinished build not updated for this long is polled on GitHub"},
+			{flag: "log-wait-timeout", arg: "DURATION", env: "DESKFORGE_LOG_WAIT_TIMEOUT", def: "2m", usage: "how long after a job completed its log is awaited (GitHub answers 404 or fails) before the build ends without it"},
+			{flag: "no-run-timeout", arg: "DURATION", env: "DESKFORGE_NO_RUN_TIMEOUT", def: "10m", usage: "a build whose dispatch GitHub accepted but whose workflow run never appeared fails after this long"},
 			{flag: "dispatches-per-minute", arg: "N", env: "DESKFORGE_DISPATCHES_PER_MINUTE", def: "60", usage: "pace of workflow dispatches (GitHub writes) per token"},
+			{flag: "step-poll-interval", arg: "DURATION", env: "DESKFORGE_STEP_POLL_INTERVAL", def: "8s", usage: "how often a building build's job steps are read for live progress (conditional requests)"},
+			{flag: "step-polls-per-minute", arg: "N", env: "DESKFORGE_STEP_POLLS_PER_MINUTE", def: "300", usage: "cap on those reads per process"},
 			{flag: "download-mode", arg: "MODE", env: "DESKFORGE_DOWNLOAD_MODE", def: "redirect", usage: "artifact downloads: redirect (to GitHub) or proxy (streamed through DeskForge)"},
+			{flag: "webhooks-allow-private", arg: "BOOL", env: "DESKFORGE_WEBHOOKS_ALLOW_PRIVATE", def: "false", usage: "let outbound webhooks reach loopback, private and link-local addresses (on-premises receivers; true by default with --demo)"},
 			{flag: "sim-faults", arg: "LIST", env: "DESKFORGE_SIM_FAULTS", usage: "demo only: simulator faults, e.g. drop=0.3,duplicate=0.2,api5xx=0.1,seed=7"},
 		},
 	}
@@ -191,6 +226,7 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 			errs = append(errs, s.errorf("%q is not an absolute http(s) URL; use e.g. https://deskforge.example.com", v))
 		}
 		cfg.PublicURL = strings.TrimSuffix(v, "/")
+		cfg.publicURLFromListener = demo && !s.given
 	}
 	if s, v := str("database-url"); s != nil {
 		if demo && !s.given {
@@ -220,6 +256,19 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 			errs = append(errs, s.errorf("%q is not a log format; use json or text", v))
 		}
 		cfg.LogFormat = v
+	}
+	if s, v := str("url"); s != nil {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, s.errorf("%q is not an absolute http(s) URL; use e.g. http://localhost:8080", v))
+		}
+		cfg.ServerURL = strings.TrimSuffix(v, "/")
+	}
+	if s, v := str("api-key"); s != nil {
+		if v == "" {
+			errs = append(errs, s.errorf("no API key; set DESKFORGE_API_KEY (or --api-key) to a key printed by 'deskforge apikey create' or by 'serve --demo'"))
+		}
+		cfg.APIKey = v
 	}
 	if s, _ := str("github-token"); s == nil {
 		// Not a serving command: nothing GitHub-related to check.
@@ -293,12 +342,25 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 		}
 		cfg.Runners = runners
 	}
-	if s, v := str("max-build-duration"); s != nil {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			errs = append(errs, s.errorf("%q is not a positive duration; use e.g. 6h or 90m", v))
+	for _, d := range []struct {
+		name, example string
+		dst           *time.Duration
+	}{
+		{"max-build-duration", "6h or 90m", &cfg.MaxBuildDuration},
+		{"reconcile-interval", "30s or 1m", &cfg.ReconcileInterval},
+		{"stale-after", "60s or 2m", &cfg.StaleAfter},
+		{"log-wait-timeout", "2m or 5m", &cfg.LogWaitTimeout},
+		{"no-run-timeout", "10m or 30m", &cfg.NoRunTimeout},
+	} {
+		s, v := str(d.name)
+		if s == nil {
+			continue
 		}
-		cfg.MaxBuildDuration = d
+		parsed, err := time.ParseDuration(v)
+		if err != nil || parsed <= 0 {
+			errs = append(errs, s.errorf("%q is not a positive duration; use e.g. %s", v, d.example))
+		}
+		*d.dst = parsed
 	}
 	if s, v := str("dispatches-per-minute"); s != nil {
 		n, err := strconv.Atoi(v)
@@ -307,11 +369,32 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 		}
 		cfg.DispatchesPerMinute = n
 	}
+	if s, v := str("step-poll-interval"); s != nil {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			errs = append(errs, s.errorf("%q is not a duration of at least 1s; use e.g. 8s", v))
+		}
+		cfg.StepPollInterval = d
+	}
+	if s, v := str("step-polls-per-minute"); s != nil {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			errs = append(errs, s.errorf("%q is not a positive integer; use e.g. 300", v))
+		}
+		cfg.StepPollsPerMinute = n
+	}
 	if s, v := str("download-mode"); s != nil {
 		if v != "redirect" && v != "proxy" {
 			errs = append(errs, s.errorf("%q is not a download mode; use redirect or proxy", v))
 		}
 		cfg.DownloadMode = v
+	}
+	if s, v := str("webhooks-allow-private"); s != nil {
+		allow, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, s.errorf("%q is not a boolean; use true or false", v))
+		}
+		cfg.WebhooksAllowPrivate = allow || (demo && !s.given)
 	}
 	return cfg, errors.Join(errs...)
 }
@@ -366,32 +449,77 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	return log
 }
 
+// isTerminal reports whether w is a terminal (not a pipe, a file or
+// /dev/null).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	info, err := f.Stat()
-	return err == nil && info.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // parseFlags parses args; --help prints the usage on stdout (done, nil); a
 // bad flag prints the error and the usage on stderr (done, errUsage).
+// Flags may follow positional arguments (deskforge build get ID --json);
+// fs.Args() holds the positional ones afterwards. A bool flag written with
+// its value after a space (--resizable false) is refused: the flag package
+// would read it as --resizable=true and a stray argument "false".
 func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (bool, error) {
 	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return true, nil
-	case err != nil:
-		fmt.Fprintf(stderr, "%v\n\n", err)
-		fs.SetOutput(stderr)
-		fs.Usage()
-		return true, errUsage
+	var positional []string
+	for {
+		err := fs.Parse(args)
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return true, nil
+		case err != nil:
+			return true, usageError(fs, stderr, err.Error())
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		consumed := args[:len(args)-len(rest)]
+		if len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		if name, ok := boolFlagBefore(fs, consumed); ok && (rest[0] == "true" || rest[0] == "false") {
+			return true, usageError(fs, stderr, fmt.Sprintf("--%s is a switch: write --%s=%s (with =), not --%s %s", name, name, rest[0], name, rest[0]))
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
+	// Parsing "--" alone keeps the flags' values and sets fs.Args().
+	_ = fs.Parse(append([]string{"--"}, positional...))
 	return false, nil
+}
+
+// boolFlagBefore returns the bool flag that is the last of consumed, when it
+// was given without "=value".
+func boolFlagBefore(fs *flag.FlagSet, consumed []string) (string, bool) {
+	if len(consumed) == 0 {
+		return "", false
+	}
+	last := consumed[len(consumed)-1]
+	name := strings.TrimLeft(last, "-")
+	if name == last || strings.Contains(name, "=") {
+		return "", false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return "", false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return name, ok && b.IsBoolFlag()
+}
+
+// usageError prints msg and the usage on stderr and returns errUsage.
+func usageError(fs *flag.FlagSet, stderr io.Writer, msg string) error {
+	fmt.Fprintf(stderr, "%s\n\n", msg)
+	fs.SetOutput(stderr)
+	fs.Usage()
+	return errUsage
 }
 
 // usageFunc prints what a command does, its synopsis and its flags (with
@@ -418,8 +546,12 @@ func usageFunc(fs *flag.FlagSet, synopsis, description string) func() {
 				arg = " " + arg
 			}
 			fmt.Fprintf(w, "  --%s%s\n    \t%s", f.Name, arg, usage)
-			if f.DefValue != "" && f.DefValue != "false" {
-				fmt.Fprintf(w, " (default %q)", f.DefValue)
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
+				def := f.DefValue
+				if strings.ContainsAny(def, " \t") {
+					def = strconv.Quote(def)
+				}
+				fmt.Fprintf(w, " (default %s)", def)
 			}
 			fmt.Fprintln(w)
 		})

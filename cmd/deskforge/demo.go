@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/deskforge/deskforge/models"
@@ -40,13 +41,16 @@ type demoEnv struct {
 
 // startDemoSim starts the GitHub simulator on a loopback port, with the builder
 // repository holding the embedded templates, and its runner advancing runs in
-// real time (about 20 s per build). faults is DESKFORGE_SIM_FAULTS.
-func startDemoSim(ctx context.Context, faults string, log *slog.Logger) (*demoEnv, error) {
+// real time (about 20 s per build, unless timing says otherwise). faults is
+// DESKFORGE_SIM_FAULTS.
+func startDemoSim(ctx context.Context, faults string, timing ghsim.Timing, log *slog.Logger) (*demoEnv, error) {
 	f, err := ghsim.ParseFaults(faults)
 	if err != nil {
 		return nil, fmt.Errorf("DESKFORGE_SIM_FAULTS: %w", err)
 	}
-	sim := ghsim.New(ghsim.Options{Faults: f, Tokens: []string{demoToken}, Logger: log})
+	// Run ids from the clock: the demo database keeps the builds of earlier
+	// demo runs, whose run ids this simulator must never hand out again.
+	sim := ghsim.New(ghsim.Options{Faults: f, Timing: timing, Tokens: []string{demoToken}, Logger: log, IDsFromClock: true})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("demo: listen for the GitHub simulator: %w", err)
@@ -87,6 +91,21 @@ func startDemoSim(ctx context.Context, faults string, log *slog.Logger) (*demoEn
 // simulator.
 func (d *demoEnv) ForgeOptions() github.Options {
 	return github.Options{BaseURL: d.sim.BaseURL() + "/", Token: demoToken}
+}
+
+// ForgeHost names the simulated GitHub in the builds it runs (their forge
+// host). A demo restarted on the same port of the same machine (the
+// previous one is gone: the port was its) is the same server, so it takes
+// its predecessor's builds over and finds their runs gone; demos side by
+// side on one database (other ports, or port 0) are different servers,
+// each following its own builds.
+func (d *demoEnv) ForgeHost(listen string) string {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "" || port == "0" {
+		return strings.TrimPrefix(d.sim.BaseURL(), "http://")
+	}
+	host, _ := os.Hostname()
+	return "ghsim." + strings.ToLower(host) + ":" + port
 }
 
 // WebhookSecret is the secret the simulator signs its webhooks with.

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -25,37 +22,9 @@ import (
 // download. Every log line says that GitHub is simulated.
 func TestServeDemoBuildsEndToEnd(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	cfg, err := loadServeConfig(t, map[string]string{
-		"DESKFORGE_LISTEN":       "127.0.0.1:0",
-		"DESKFORGE_DATABASE_URL": "sqlite://" + filepath.Join(dir, "demo.db"),
-		"DESKFORGE_LOG_FORMAT":   "json",
-	}, "--demo")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var banner, logs strings.Builder
-	addrs := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, cfg, &lockedBuilder{b: &banner}, &lockedBuilder{b: &logs}, func(a net.Addr) { addrs <- a })
-	}()
-	var base string
-	select {
-	case a := <-addrs:
-		base = localURL(a)
-	case err := <-done:
-		t.Fatalf("serve --demo returned early: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve --demo did not start listening")
-	}
-
-	out := banner.String()
-	require.Contains(t, out, "GitHub is SIMULATED")
-	key := regexp.MustCompile(`df_[a-z0-9]+`).FindString(out)
-	project := regexp.MustCompile(`proj_[a-z0-9]+`).FindString(out)
-	require.NotEmpty(t, key, "the banner prints an admin key")
-	require.NotEmpty(t, project, "the banner names the demo project")
+	d := startDemoServer(t, nil, ghsim.Timing{})
+	ctx, base, key, project := t.Context(), d.url, d.key, d.project
+	require.Contains(t, d.banner.String(), "GitHub is SIMULATED")
 
 	call := func(method, path, body string) (int, []byte) {
 		req, err := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
@@ -108,14 +77,8 @@ func TestServeDemoBuildsEndToEnd(t *testing.T) {
 	asset := filepath.Base(*build.ArtifactURL)
 	require.Equal(t, ghsim.AssetBytes(asset), body)
 
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve --demo did not shut down")
-	}
-	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+	require.NoError(t, d.stop())
+	for _, line := range strings.Split(strings.TrimSpace(d.logs.String()), "\n") {
 		require.Contains(t, line, `"github":"SIMULATED"`, "every log line says GitHub is simulated: %s", line)
 	}
 }

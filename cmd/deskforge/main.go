@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,6 +23,7 @@ func commands() map[string]command {
 		"serve":    {"run the HTTP API and the build engine", runServe},
 		"migrate":  {"bring the database schema up to date", runMigrate},
 		"project":  {"create, list and show projects", runProject},
+		"build":    {"trigger, follow, list and download builds on a server", runBuild},
 		"apikey":   {"create, list and revoke API keys", runAPIKey},
 		"template": {"list, show and install workflow templates", runTemplate},
 		"logs":     {"parse a raw GitHub Actions job log", runLogs},
@@ -52,7 +54,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err := cmd.run(ctx, args[1:], stdout, stderr); err != nil {
 		if err == errUsage {
-			return 2
+			return exitUsage
+		}
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.err != nil {
+				fmt.Fprintf(stderr, "deskforge %s: %v\n", args[0], ee.err)
+			}
+			return ee.code
 		}
 		fmt.Fprintf(stderr, "deskforge %s: %v\n", args[0], err)
 		return 1

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 
 	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/server"
 )
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -20,11 +22,14 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
 		return err
 	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
+	}
 	cfg, err := cf.load(false)
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	db, err := models.Open(ctx, cfg.DatabaseURL)
+	db, err := openDatabase(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -36,10 +41,20 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
+// openDatabase opens the database at url; an SQLite file that cannot be
+// written says which setting moves it.
+func openDatabase(ctx context.Context, url string) (*models.DB, error) {
+	db, err := models.Open(ctx, url)
+	if errors.Is(err, models.ErrNotWritable) {
+		return nil, fmt.Errorf("%w\nSet DESKFORGE_DATABASE_URL (or --database-url) to a file in a writable directory, e.g. sqlite:///var/lib/deskforge/deskforge.db", err)
+	}
+	return db, err
+}
+
 // openStore opens and migrates the database of an admin command, so that
 // the first command on a fresh database (creating the first key) works.
 func openStore(ctx context.Context, cfg Config, stderr io.Writer) (*models.Store, func(), error) {
-	db, err := models.Open(ctx, cfg.DatabaseURL)
+	db, err := openDatabase(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -51,6 +66,8 @@ func openStore(ctx context.Context, cfg Config, stderr io.Writer) (*models.Store
 		db.Close()
 		return nil, nil, err
 	}
+	// Admin commands write project events (project.created, …).
+	db.Outbox().SetRenderer(server.EventRenderer(cfg.PublicURL))
 	return models.NewStore(db), func() { db.Close() }, nil
 }
 
@@ -71,6 +88,19 @@ func requireOneArg(fs *flag.FlagSet, stderr io.Writer, what string) error {
 		return nil
 	}
 	fmt.Fprintf(stderr, "%s needs exactly one %s\n\n", fs.Name(), what)
+	fs.SetOutput(stderr)
+	fs.Usage()
+	return errUsage
+}
+
+// noArgs prints the usage and returns errUsage when fs got positional
+// arguments (a command that takes none must not ignore them: "--resizable
+// false" would silently keep the default).
+func noArgs(fs *flag.FlagSet, stderr io.Writer) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	fmt.Fprintf(stderr, "%s takes no arguments, got %q\n\n", fs.Name(), fs.Args())
 	fs.SetOutput(stderr)
 	fs.Usage()
 	return errUsage

@@ -59,6 +59,9 @@ func runProjectCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
 		return err
 	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
+	}
 	cfg, err := cf.load(false)
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
@@ -97,6 +100,9 @@ func runProjectList(ctx context.Context, args []string, stdout, stderr io.Writer
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
 	fs.Usage = usageFunc(fs, "deskforge project list [flags]", "Lists every project, newest first.")
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
+		return err
+	}
+	if err := noArgs(fs, stderr); err != nil {
 		return err
 	}
 	store, closeStore, err := openStoreFromFlags(ctx, cf, stderr)

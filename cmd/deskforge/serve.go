@@ -13,6 +13,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/deskforge/deskforge/hooks"
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/server"
 	"github.com/deskforge/deskforge/workflows"
@@ -38,11 +39,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
 		return err
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "serve takes no arguments, got %q\n\n", fs.Args())
-		fs.SetOutput(stderr)
-		fs.Usage()
-		return errUsage
+	if err := noArgs(fs, stderr); err != nil {
+		return err
 	}
 	cfg, err := cf.load(*demo)
 	if err != nil {
@@ -55,7 +53,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // with the HTTP listener's address once requests are accepted.
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening func(net.Addr)) error {
 	log := newLogger(cfg, stderr)
-	db, err := models.Open(ctx, cfg.DatabaseURL)
+	db, err := openDatabase(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -63,11 +61,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 	if err := db.Migrate(ctx, log); err != nil {
 		return err
 	}
+	db.Outbox().SetRenderer(server.EventRenderer(cfg.PublicURL))
 	store := models.NewStore(db)
 
 	var (
-		forge workflows.Forge
-		demo  *demoEnv
+		forge     workflows.Forge
+		demo      *demoEnv
+		forgeHost = workflows.ForgeHostOf(cfg.GitHubAPIURL)
 	)
 	if cfg.Demo {
 		demo, forge, err = startDemo(ctx, &cfg, log)
@@ -75,6 +75,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 			return err
 		}
 		defer demo.Close()
+		forgeHost = demo.ForgeHost(cfg.Listen)
 	} else {
 		forge, err = buildForge(ctx, cfg, log)
 		if err != nil {
@@ -85,23 +86,45 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		log.Warn("DESKFORGE_GITHUB_WEBHOOK_SECRET is not set: POST /webhooks/github is off and build status comes from polling GitHub only")
 	}
 
+	// Listening before the engine starts tells the public URL of a demo on
+	// --listen (a port of 0 included).
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (DESKFORGE_LISTEN): %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+	if cfg.publicURLFromListener {
+		cfg.PublicURL = localURL(ln.Addr())
+	}
 	engine := workflows.NewEngine(store, forge, nil, log, workflows.Options{
 		PublicURL:           cfg.PublicURL,
+		ForgeHost:           forgeHost,
 		BuilderRepo:         cfg.BuilderRepo,
 		BuilderWorkflow:     cfg.BuilderWorkflow,
 		BuilderRef:          cfg.BuilderRef,
 		Runners:             cfg.Runners,
 		MaxBuildDuration:    cfg.MaxBuildDuration,
 		DispatchesPerMinute: cfg.DispatchesPerMinute,
+		StepPollInterval:    cfg.StepPollInterval,
+		StepPollsPerMinute:  cfg.StepPollsPerMinute,
 		DownloadMode:        cfg.DownloadMode,
+		ReconcileInterval:   cfg.ReconcileInterval,
+		StaleAfter:          cfg.StaleAfter,
+		LogWaitTimeout:      cfg.LogWaitTimeout,
+		NoRunTimeout:        cfg.NoRunTimeout,
 	})
 	workers := river.NewWorkers()
 	engine.RegisterWorkers(workers)
+	hooks.New(store, hooks.Options{AllowPrivate: cfg.WebhooksAllowPrivate, Log: log}).RegisterWorkers(workers)
 	jobs, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{
 		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: riverWorkers}},
 		Workers:      workers,
 		PeriodicJobs: engine.PeriodicJobs(),
 		Logger:       riverLogger(cfg, stderr),
+		// A job left running by a process that died is run again within
+		// minutes (River's default is an hour).
+		JobTimeout:           workflows.JobTimeout,
+		RescueStuckJobsAfter: workflows.RescueStuckJobsAfter,
 	})
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)
@@ -120,10 +143,6 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		Demo:          cfg.Demo,
 		Log:           log,
 	})
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s (DESKFORGE_LISTEN): %w", cfg.Listen, err)
-	}
 	httpServer := api.HTTPServer()
 	httpServer.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	served := make(chan error, 1)
@@ -198,14 +217,30 @@ func buildForge(ctx context.Context, cfg Config, log *slog.Logger) (workflows.Fo
 	if err != nil {
 		return nil, fmt.Errorf("configure GitHub: %w", err)
 	}
+	go checkGitHub(ctx, client, cfg.BuilderRepo, log)
 	return client, nil
+}
+
+// checkGitHub checks once, at start, that GitHub answers DeskForge's
+// credentials (and sees the builder repository), and says loudly when it
+// does not: builds would otherwise wait in queued, retrying.
+func checkGitHub(ctx context.Context, client *github.Client, builderRepo string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := client.CheckAccess(ctx, builderRepo); err != nil {
+		log.Error("GITHUB CHECK FAILED: DeskForge cannot use its GitHub credentials; builds will not be dispatched until this is fixed "+
+			"(check DESKFORGE_GITHUB_TOKEN or the GitHub App settings, DESKFORGE_GITHUB_API_URL and DESKFORGE_BUILDER_REPO)",
+			"github_base_url", client.BaseURL(), "err", err)
+		return
+	}
+	log.Info("GitHub credentials checked", "github_base_url", client.BaseURL(), "builder_repo", builderRepo)
 }
 
 // startDemo starts demo mode's in-process GitHub simulator (demo.go), points
 // cfg at it (builder repository, webhook secret) and returns it with a forge
 // talking to it.
 func startDemo(ctx context.Context, cfg *Config, log *slog.Logger) (*demoEnv, workflows.Forge, error) {
-	d, err := startDemoSim(ctx, cfg.SimFaults, log)
+	d, err := startDemoSim(ctx, cfg.SimFaults, cfg.demoTiming, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -25,6 +25,9 @@ func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if done, err := parseFlags(fs, args, stdout, stderr); done {
 		return err
 	}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
+	}
 	if !*healthcheck {
 		fmt.Fprintf(stdout, "deskforge %s (%s %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
@@ -38,22 +41,47 @@ func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // buildVersion is the version this binary was built as.
 func buildVersion() string {
-	if version != "" {
-		return version
+	info, _ := debug.ReadBuildInfo()
+	return versionOf(version, info)
+}
+
+// versionOf is the version from the -X main.version link flag, else from
+// the build information: the module version (a release, or the pseudo-
+// version `go build` derives from the commit), else the VCS commit, its time
+// and whether the tree had changes. Without any of these it says how to get
+// one.
+func versionOf(ldflag string, info *debug.BuildInfo) string {
+	if ldflag != "" {
+		return ldflag
 	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(devel)"
+	if info == nil {
+		return "devel (no build information)"
 	}
 	if v := info.Main.Version; v != "" && v != "(devel)" {
 		return v
 	}
+	var revision, at, modified string
 	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			return "(devel " + s.Value[:12] + ")"
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value
 		}
 	}
-	return "(devel)"
+	if revision == "" {
+		return `devel (built without version information: build from a git checkout, or with -ldflags "-X main.version=1.2.3")`
+	}
+	v := "devel " + revision[:min(12, len(revision))]
+	if at != "" {
+		v += " " + at
+	}
+	if modified == "true" {
+		v += " (modified)"
+	}
+	return v
 }
 
 // checkHealth asks the server listening on listen (":8080") for /healthz

@@ -37,16 +37,33 @@ func Dialects() []string {
 // a clear message when EnvURL is unset.
 func Open(t testing.TB, dialect string) *models.DB {
 	t.Helper()
-	ctx := context.Background()
-	var rawURL string
+	return open(t, dialect, freshURL(t, dialect))
+}
+
+// OpenReplicas returns two handles on one fresh migrated database of
+// dialect, each with its own pool and change feed, as two replicas have.
+func OpenReplicas(t testing.TB, dialect string) (*models.DB, *models.DB) {
+	t.Helper()
+	rawURL := freshURL(t, dialect)
+	return open(t, dialect, rawURL), open(t, dialect, rawURL)
+}
+
+// freshURL returns the URL of a new database (SQLite) or schema (PostgreSQL).
+func freshURL(t testing.TB, dialect string) string {
+	t.Helper()
 	switch dialect {
 	case models.DialectSQLite:
-		rawURL = "sqlite://" + filepath.Join(t.TempDir(), "test.db")
+		return "sqlite://" + filepath.Join(t.TempDir(), "test.db")
 	case models.DialectPostgres:
-		rawURL = postgresSchemaURL(t)
-	default:
-		t.Fatalf("unknown dialect %q", dialect)
+		return postgresSchemaURL(t)
 	}
+	t.Fatalf("unknown dialect %q", dialect)
+	return ""
+}
+
+func open(t testing.TB, dialect, rawURL string) *models.DB {
+	t.Helper()
+	ctx := context.Background()
 	db, err := models.Open(ctx, rawURL)
 	if err != nil {
 		t.Fatalf("open %s: %v", dialect, err)

@@ -52,6 +52,14 @@ type Options struct {
 	// is not among them stays queued forever, as on GitHub. Nil means the
 	// GitHub-hosted labels (HostedRunnerLabels).
 	RunnerLabels []string
+	// IDsFromClock numbers runs, jobs, check suites, releases, assets and
+	// runners from a base taken from the clock at New (1000 ids per
+	// millisecond since 2026-01-01) instead of fixed starts, so that a
+	// simulator restarted on the same database (serve --demo), or a second
+	// one beside it, never hands out an id an earlier instance handed out
+	// (unless that one handed out more than 1000 ids per millisecond it
+	// ran). Ids stay below 2^53 for centuries.
+	IDsFromClock bool
 	// Actor is the login of the user who dispatches runs (the token's
 	// owner); default "deskforge-bot".
 	Actor string
@@ -175,6 +183,9 @@ type Sim struct {
 	wake       chan struct{}
 }
 
+// idEpoch is where Options.IDsFromClock counts from.
+var idEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // New returns a simulator configured by opts.
 func New(opts Options) *Sim {
 	if opts.Clock == nil {
@@ -200,9 +211,7 @@ func New(opts Options) *Sim {
 	if opts.SecondaryLimit == 0 {
 		opts.SecondaryLimit = 80
 	}
-	if opts.Faults.ReorderDelay == 0 {
-		opts.Faults.ReorderDelay = 5 * time.Second
-	}
+	opts.Faults = opts.Faults.withDefaults()
 	if opts.Actor == "" {
 		opts.Actor = "deskforge-bot"
 	}
@@ -232,6 +241,10 @@ func New(opts Options) *Sim {
 		tokens[tok] = true
 	}
 	key := sha1.Sum([]byte(fmt.Sprintf("ghsim-signing-key-%d", opts.Faults.Seed)))
+	var base int64
+	if opts.IDsFromClock {
+		base = max(0, opts.Clock.Now().Sub(idEpoch).Milliseconds()) * 1000
+	}
 	return &Sim{
 		opts:             opts,
 		timing:           t,
@@ -249,11 +262,12 @@ func New(opts Options) *Sim {
 		asts:             map[int64]*asset{},
 		nextRepoID:       510000000,
 		nextWorkflowID:   81000000,
-		nextRunID:        9100000000,
-		nextJobID:        25100000000,
-		nextCheckSuiteID: 19200000000,
-		nextReleaseID:    150000000,
-		nextAssetID:      210000000,
+		nextRunID:        9100000000 + base,
+		nextJobID:        25100000000 + base,
+		nextCheckSuiteID: 19200000000 + base,
+		nextReleaseID:    150000000 + base,
+		nextAssetID:      210000000 + base,
+		nextRunnerID:     base,
 		nextPullID:       1900000000,
 		limits:           map[string]*tokenLimits{},
 		counters:         map[string]*EndpointCounter{},
@@ -291,9 +305,7 @@ func (s *Sim) Timing() Timing { return s.timing }
 
 // SetFaults replaces the injected faults (the seed restarts no sequence).
 func (s *Sim) SetFaults(f Faults) {
-	if f.ReorderDelay == 0 {
-		f.ReorderDelay = 5 * time.Second
-	}
+	f = f.withDefaults()
 	s.mu.Lock()
 	s.opts.Faults = f
 	s.mu.Unlock()

@@ -4,6 +4,7 @@
 package github
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,8 +27,11 @@ import (
 const (
 	DefaultWritesPerMinute = 60
 	DefaultWriteBurst      = 1
-	DefaultMaxPacingWait   = 5 * time.Second
-	DefaultETagCacheSize   = 1000
+	// DefaultWritesPerHour is GitHub's documented budget of
+	// content-generating requests: "no more than 500 per hour".
+	DefaultWritesPerHour = 500
+	DefaultMaxPacingWait = 5 * time.Second
+	DefaultETagCacheSize = 1000
 )
 
 var _ workflows.Forge = (*Client)(nil)
@@ -56,6 +60,17 @@ type Options struct {
 	// WriteBurst is how many writes may go out back to back before the pace
 	// applies. 0 means DefaultWriteBurst.
 	WriteBurst int
+	// WritesPerHour bounds the writes of any one hour (GitHub's budget of
+	// content-generating requests): a tenth of it may go out at once, the
+	// rest is spread over the hour, so no hour ever holds more. 0 means
+	// DefaultWritesPerHour.
+	WritesPerHour int
+	// SecondaryLimitWait is the first wait after a secondary rate limit
+	// that names no Retry-After (GitHub: "at least one minute"); it doubles
+	// while the limit keeps answering, up to MaxSecondaryLimitWait. 0 means
+	// DefaultSecondaryLimitWait and DefaultMaxSecondaryLimitWait.
+	SecondaryLimitWait    time.Duration
+	MaxSecondaryLimitWait time.Duration
 	// MaxPacingWait is the longest a write waits for its turn; a write that
 	// would wait longer fails at once with a *workflows.RateLimitError
 	// ("paced locally") without calling GitHub, so that a queue worker can
@@ -86,8 +101,13 @@ type Client struct {
 	baseURL string
 	log     *slog.Logger
 
+	// writes paces writes per minute, hourlyWrites per hour.
 	writes        *rate.Limiter
+	hourlyWrites  *rate.Limiter
 	maxPacingWait time.Duration
+	// assets fetches release assets over the authenticated transport
+	// without following redirects (see OpenAsset).
+	assets *http.Client
 
 	runDetailsRejected atomic.Bool
 	etags              *etagCache
@@ -99,13 +119,18 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	if opts.HTTPClient != nil && opts.HTTPClient.Transport != nil {
 		base = opts.HTTPClient.Transport
 	}
+	api := &secondaryLimits{
+		next: base,
+		min:  cmp.Or(opts.SecondaryLimitWait, DefaultSecondaryLimitWait),
+		max:  cmp.Or(opts.MaxSecondaryLimitWait, DefaultMaxSecondaryLimitWait),
+	}
 	var httpClient *http.Client
 	switch {
 	case opts.Token != "":
-		ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: base})
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: api})
 		httpClient = oauth2.NewClient(ctx, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: opts.Token}))
 	case opts.AppID != 0 && len(opts.AppPrivateKey) > 0 && opts.InstallationID != 0:
-		tr, err := ghinstallation.New(base, opts.AppID, opts.InstallationID, opts.AppPrivateKey)
+		tr, err := ghinstallation.New(api, opts.AppID, opts.InstallationID, opts.AppPrivateKey)
 		if err != nil {
 			return nil, fmt.Errorf("github app auth: %w", err)
 		}
@@ -143,6 +168,8 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	if maxWait <= 0 {
 		maxWait = DefaultMaxPacingWait
 	}
+	perHour := cmp.Or(max(opts.WritesPerHour, 0), DefaultWritesPerHour)
+	hourBurst := max(1, perHour/10)
 	cacheSize := opts.ETagCacheSize
 	if cacheSize <= 0 {
 		cacheSize = DefaultETagCacheSize
@@ -159,8 +186,12 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		baseURL:       client.BaseURL.String(),
 		log:           logger,
 		writes:        rate.NewLimiter(rate.Every(time.Minute/time.Duration(perMinute)), burst),
+		hourlyWrites:  rate.NewLimiter(rate.Every(time.Hour/time.Duration(max(1, perHour-hourBurst))), hourBurst),
 		maxPacingWait: maxWait,
-		etags:         newETagCache(cacheSize),
+		assets: &http.Client{Transport: httpClient.Transport, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
+		etags: newETagCache(cacheSize),
 	}
 	c.runDetailsRejected.Store(opts.DisableRunDetails)
 	return c, nil
@@ -188,4 +219,21 @@ func splitRepo(repo string) (owner, name string, err error) {
 // repoPath returns "repos/{owner}/{name}" with both segments escaped.
 func repoPath(owner, name string) string {
 	return "repos/" + url.PathEscape(owner) + "/" + url.PathEscape(name)
+}
+
+// CheckAccess checks that the server accepts this client's credentials
+// (GET /rate_limit, which costs no rate limit) and, when repo is not
+// empty, that the repository is visible to them. The error is translated
+// like every Forge error.
+func (c *Client) CheckAccess(ctx context.Context, repo string) error {
+	if _, resp, err := c.gh.RateLimit.Get(ctx); err != nil {
+		return translateError(ctx, "check credentials", resp, err)
+	}
+	if repo == "" {
+		return nil
+	}
+	if _, err := c.RepositoryPrivate(ctx, repo); err != nil {
+		return fmt.Errorf("check access to the builder repository: %w", err)
+	}
+	return nil
 }

@@ -101,23 +101,28 @@ func isRunDetailsRejection(err error) bool {
 	return false
 }
 
-// paceWrite waits for this client's next write slot. When the slot is
-// further away than MaxPacingWait it gives the slot back and returns a
+// paceWrite waits for this client's next write slot, within both the
+// per-minute and the per-hour budget. When the slot is further away than
+// MaxPacingWait it gives the slot back and returns a
 // *workflows.RateLimitError saying when to come back, without calling
 // GitHub.
 func (c *Client) paceWrite(ctx context.Context) error {
 	now := time.Now()
-	reservation := c.writes.ReserveN(now, 1)
-	if !reservation.OK() {
-		return &workflows.RateLimitError{Until: now.Add(time.Minute).UTC(), Message: "paced locally"}
+	minute := c.writes.ReserveN(now, 1)
+	hour := c.hourlyWrites.ReserveN(now, 1)
+	if !minute.OK() || !hour.OK() {
+		minute.CancelAt(now)
+		hour.CancelAt(now)
+		return &workflows.RateLimitError{Until: now.Add(time.Minute).UTC(), Message: "paced locally", Local: true}
 	}
-	delay := reservation.DelayFrom(now)
+	delay := max(minute.DelayFrom(now), hour.DelayFrom(now))
 	if delay == 0 {
 		return nil
 	}
 	if delay > c.maxPacingWait {
-		reservation.CancelAt(now)
-		return &workflows.RateLimitError{Until: now.Add(delay).UTC(), Message: "paced locally"}
+		minute.CancelAt(now)
+		hour.CancelAt(now)
+		return &workflows.RateLimitError{Until: now.Add(delay).UTC(), Message: "paced locally", Local: true}
 	}
 	timer := time.NewTimer(delay)
 	defer timer.Stop()
@@ -125,7 +130,8 @@ func (c *Client) paceWrite(ctx context.Context) error {
 	case <-timer.C:
 		return nil
 	case <-ctx.Done():
-		reservation.Cancel()
+		minute.Cancel()
+		hour.Cancel()
 		return ctx.Err()
 	}
 }

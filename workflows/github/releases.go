@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 
+	gh "github.com/google/go-github/v62/github"
+
 	"github.com/deskforge/deskforge/workflows"
 )
 
@@ -14,8 +16,9 @@ import (
 const maxListPages = 100
 
 // ErrNoSignedURL is returned by AssetDownloadURL when the server streams the
-// asset itself instead of redirecting to a signed URL.
-var ErrNoSignedURL = errors.New("server streamed the asset instead of redirecting to a signed URL")
+// asset itself instead of redirecting to a signed URL: it is
+// workflows.ErrAssetStreamed (use OpenAsset).
+var ErrNoSignedURL = workflows.ErrAssetStreamed
 
 // releaseJSON and assetJSON decode releases raw: go-github v62's
 // ReleaseAsset has no digest field.
@@ -116,6 +119,7 @@ func findAsset(assets []assetJSON, name string) (workflows.Asset, bool) {
 		return workflows.Asset{
 			ID:                 a.ID,
 			Name:               a.Name,
+			Label:              a.Label,
 			Size:               a.Size,
 			ContentType:        a.ContentType,
 			SHA256:             sha256FromDigest(a.Digest),
@@ -201,4 +205,62 @@ func (c *Client) RepositoryPrivate(ctx context.Context, repo string) (bool, erro
 	}
 	visibility := r.GetVisibility()
 	return r.GetPrivate() || (visibility != "" && visibility != "public"), nil
+}
+
+// OpenAsset fetches an asset's bytes: GET releases/assets/{id} with Accept:
+// application/octet-stream over the authenticated transport, without
+// following redirects; a 302 is followed to the signed URL without
+// credentials, a 200 (GitHub streaming the bytes itself) is returned as is.
+// The Range header of header is forwarded both ways.
+func (c *Client) OpenAsset(ctx context.Context, repo string, assetID int64, header http.Header) (*http.Response, error) {
+	op := fmt.Sprintf("download asset %d of %s", assetID, repo)
+	owner, name, err := splitRepo(repo)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	req, err := c.dl.NewRequest(http.MethodGet, fmt.Sprintf("%s/releases/assets/%d", repoPath(owner, name), assetID), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	req = req.WithContext(ctx)
+	req.Header.Set("Accept", "application/octet-stream")
+	rangeHeader := header.Get("Range")
+	if rangeHeader != "" {
+		req.Header.Set("Range", rangeHeader)
+	}
+	resp, err := c.assets.Do(req)
+	if err != nil {
+		return nil, translateError(ctx, op, nil, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable:
+		return resp, nil
+	case http.StatusFound, http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusSeeOther:
+		resp.Body.Close()
+		signed := resp.Header.Get("Location")
+		if signed == "" {
+			return nil, fmt.Errorf("%s: %w", op, &workflows.TransientError{Status: resp.StatusCode, Err: errors.New("redirect without Location")})
+		}
+		get, err := http.NewRequestWithContext(ctx, http.MethodGet, signed, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%s: signed url: %w", op, err)
+		}
+		if rangeHeader != "" {
+			get.Header.Set("Range", rangeHeader)
+		}
+		out, err := c.plain.Do(get)
+		if err != nil {
+			return nil, translateError(ctx, op+": fetch signed url", nil, err)
+		}
+		switch out.StatusCode {
+		case http.StatusOK, http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable:
+			return out, nil
+		}
+		resp = out
+	}
+	defer resp.Body.Close()
+	if err := gh.CheckResponse(resp); err != nil {
+		return nil, translateError(ctx, op, nil, err)
+	}
+	return nil, fmt.Errorf("%s: %w", op, &workflows.TransientError{Status: resp.StatusCode, Err: fmt.Errorf("unexpected answer %s", resp.Status)})
 }

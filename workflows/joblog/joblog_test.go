@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -57,6 +58,18 @@ func TestParse(t *testing.T) {
 	}{
 		{"empty input", "", nil},
 		{"plain line", p + "Hello\n", []Entry{info("Hello")}},
+		{"cargo error", p + "error[E0599]: no method named `x` found\n   --> src/main.rs:3:5\n", []Entry{at(LevelError, "error[E0599]: no method named `x` found\n   --> src/main.rs:3:5")}},
+		{"cargo could not compile", p + "error: could not compile `app` (bin \"app\") due to 1 previous error\n", []Entry{at(LevelError, "error: could not compile `app` (bin \"app\") due to 1 previous error")}},
+		{"npm", p + "npm ERR! code ELIFECYCLE\n" + p + "npm error code 1\n", []Entry{at(LevelError, "npm ERR! code ELIFECYCLE"), at(LevelError, "npm error code 1")}},
+		{"tsc", p + "src/a.ts(3,5): error TS2322: Type 'string' is not assignable\n" + p + "error TS5023: Unknown compiler option\n",
+			[]Entry{at(LevelError, "src/a.ts(3,5): error TS2322: Type 'string' is not assignable"), at(LevelError, "error TS5023: Unknown compiler option")}},
+		{"msbuild", p + `C:\a\App.cs(10,5): error CS0103: The name 'x' does not exist [C:\a\App.csproj]` + "\n" + p + "MSBUILD : error MSB1009: Project file does not exist.\n",
+			[]Entry{at(LevelError, `C:\a\App.cs(10,5): error CS0103: The name 'x' does not exist [C:\a\App.csproj]`), at(LevelError, "MSBUILD : error MSB1009: Project file does not exist.")}},
+		{"ninja and git", p + "FAILED: CMakeFiles/app.dir/main.cpp.o\n" + p + "fatal: repository 'x' not found\n",
+			[]Entry{at(LevelError, "FAILED: CMakeFiles/app.dir/main.cpp.o"), at(LevelError, "fatal: repository 'x' not found")}},
+		{"look-alikes stay info", p + "0 errors: none\n" + p + "terror TS1: no\n" + p + "error CSS: fine\n" + p + "Compiling with error TS checks\n",
+			[]Entry{info("0 errors: none"), info("terror TS1: no"), info("error CSS: fine"), info("Compiling with error TS checks")}},
+		{"a warning marker wins", p + "##[warning]fatal: but only a warning\n", []Entry{at(LevelWarning, "fatal: but only a warning")}},
 		{"no final newline", p + "Hello", []Entry{info("Hello")}},
 		{"CRLF", p + "a\r\n" + p + "b\r\n", []Entry{info("a"), info("b")}},
 		{"two lines", p + "a\n2024-01-20T10:01:01.0000000Z b\n", []Entry{info("a"), {Timestamp: t1, Level: LevelInfo, Message: "b"}}},
@@ -335,6 +348,8 @@ func TestLevelRank(t *testing.T) {
 	require.Less(t, LevelRank(LevelSuccess), LevelRank(LevelWarning))
 }
 
+var ansiRe = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
 func TestParseRealLog(t *testing.T) {
 	t.Parallel()
 
@@ -342,10 +357,16 @@ func TestParseRealLog(t *testing.T) {
 	require.NoError(t, err)
 	entries := parseAll(t, bytes.NewReader(raw))
 
-	// Every ##[error] line is an error entry with its text.
+	// Every ##[error] line is an error entry with its text, and so are the
+	// compiler's own errors, which carry no marker.
 	var wantErrors []string
 	for line := range strings.Lines(string(raw)) {
-		if _, msg, ok := strings.Cut(strings.TrimRight(line, "\r\n"), "Z ##[error]"); ok {
+		line = strings.TrimRight(line, "\r\n")
+		if _, msg, ok := strings.Cut(line, "Z ##[error]"); ok {
+			wantErrors = append(wantErrors, msg)
+		}
+		if _, msg, ok := strings.Cut(ansiRe.ReplaceAllString(line, ""), "Z "); ok &&
+			(strings.HasPrefix(msg, "error[E") || strings.HasPrefix(msg, "error: could not compile")) {
 			wantErrors = append(wantErrors, msg)
 		}
 	}

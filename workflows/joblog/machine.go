@@ -114,6 +114,9 @@ func (m *machine) begin(sec int64, timed bool, text []byte, dropped int) {
 	if n := m.done; len(m.buf)-n >= 3 && (m.buf[n] == '#' || m.buf[n] == '[' || m.buf[n] == ':') {
 		m.classify()
 	}
+	if m.level == kindInfo && !m.discard && isToolError(m.buf[m.done:]) {
+		m.level = kindError
+	}
 	if dropped > 0 && len(m.buf) > m.done && !m.discard {
 		m.buf = appendTruncated(m.buf, dropped)
 	}
@@ -588,4 +591,68 @@ func (m *machine) reset() {
 	m.q = m.q[:0]
 	m.has, m.timed, m.discard = false, false, false
 	m.blanks, m.droppedLines = 0, 0
+}
+
+// Markers of the errors compilers and build tools print without a GitHub
+// ##[error] marker, recognised at the start of an entry's first line.
+var (
+	toolErrorPrefixes = [][]byte{
+		[]byte("error[E"),                  // rustc/cargo: error[E0599]: no method named …
+		[]byte("error: could not compile"), // cargo
+		[]byte("npm ERR!"),                 // npm
+		[]byte("npm error "),               // npm 10+
+		[]byte("FAILED:"),                  // ninja, meson
+		[]byte("fatal:"),                   // git
+	}
+	errorWord = []byte("error ")
+)
+
+// isToolError reports whether a message (an entry's first line) is an error
+// of a compiler or build tool: one of toolErrorPrefixes at its start, or
+// "error TS<n>:", "error CS<n>:" or "error MSB<n>:" (tsc, MSBuild and the C#
+// compiler, usually after a file position: "src/a.ts(3,5): error TS2322: …")
+// at the start or after a space.
+func isToolError(msg []byte) bool {
+	if len(msg) < 6 {
+		return false
+	}
+	for _, p := range toolErrorPrefixes {
+		if bytes.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	line := msg
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	for off := 0; ; {
+		i := bytes.Index(line[off:], errorWord)
+		if i < 0 {
+			return false
+		}
+		at := off + i
+		if at == 0 || line[at-1] == ' ' {
+			if isCodedError(line[at+len(errorWord):]) {
+				return true
+			}
+		}
+		off = at + len(errorWord)
+	}
+}
+
+// isCodedError reports whether s starts with TS, CS or MSB, digits and ':'.
+func isCodedError(s []byte) bool {
+	switch {
+	case bytes.HasPrefix(s, []byte("TS")), bytes.HasPrefix(s, []byte("CS")):
+		s = s[2:]
+	case bytes.HasPrefix(s, []byte("MSB")):
+		s = s[3:]
+	default:
+		return false
+	}
+	n := 0
+	for n < len(s) && isDigit(s[n]) {
+		n++
+	}
+	return n > 0 && n < len(s) && s[n] == ':'
 }

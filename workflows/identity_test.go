@@ -1,0 +1,213 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/models/dbtest"
+	"github.com/deskforge/deskforge/templates"
+)
+
+// jobEvent is the workflow_job webhook GitHub sends for job in repo.
+func jobEvent(repo string, job Job) ApplyEventArgs {
+	return ApplyEventArgs{DeliveryID: fmt.Sprintf("d-%d-%s", job.ID, job.Status), Event: WebhookEvent{Event: "workflow_job", Repo: repo, Job: &job}}
+}
+
+// TestRunIDReusedAfterReset: GitHub (a restarted simulator) hands build B
+// the run id that build A still holds. B takes the run; A, whose run is
+// gone, fails saying so; events of B's run reach B only.
+func TestRunIDReusedAfterReset(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, dialect)
+			a, runA := tb.dispatched(t)
+			tb.forge.mu.Lock()
+			tb.forge.nextID-- // the server was reset: it numbers runs from the same start
+			tb.forge.mu.Unlock()
+			b, runB := tb.dispatched(t)
+			require.Equal(t, runA, runB)
+
+			gotA := tb.build(t, a.ID)
+			require.Equal(t, models.StatusFailed, gotA.Status)
+			require.Nil(t, gotA.RunID)
+			require.Equal(t, fmt.Sprintf("workflow run %d no longer exists on GitHub: the GitHub server handed its id to build %s's run (it was reset, e.g. a restarted simulator)", runA, b.ID), gotA.FailureReason)
+
+			_, job := tb.forge.setRun(runB, func(r *Run, j *Job) {
+				j.Status, j.RunnerName, j.StartedAt = "in_progress", "runner-b", tb.clock.Now()
+			})
+			require.NoError(t, tb.engine.applyEvent(tb.ctx, jobEvent("acme/app", job), tb.clock.Now()))
+			require.Equal(t, models.StatusBuilding, tb.build(t, b.ID).Status)
+			for _, e := range tb.logs(t, a.ID) {
+				require.NotContains(t, e.Message, "runner-b", "A never receives B's events")
+			}
+		})
+	}
+}
+
+// TestObservationsOfAnotherBuildAreNeverApplied: the same run id in another
+// repository, or a run whose title names another build, is not the build's
+// run; a poll that finds the build's run id naming another build fails the
+// build with the true reason instead of following the other one.
+func TestObservationsOfAnotherBuildAreNeverApplied(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, models.DialectSQLite)
+	b, runID := tb.dispatched(t)
+	now := tb.clock.Now()
+
+	// Same run id, other repository.
+	other := Job{ID: 77, RunID: runID, Status: "completed", Conclusion: "failure", RunnerName: "intruder", StartedAt: now, CompletedAt: now,
+		Steps: []Step{step(1, "Build installer", "completed", "failure", now)}}
+	require.NoError(t, tb.engine.applyEvent(tb.ctx, jobEvent("acme/other", other), now))
+	// Same run id and repository, but the run is another build's.
+	foreign := Run{ID: runID, Repo: "acme/app", Status: "completed", Conclusion: "failure", UpdatedAt: now,
+		DisplayTitle: templates.DisplayTitle("build_01other", "mac", "arm64", "1.2.3")}
+	require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d-run", Event: WebhookEvent{Event: "workflow_run", Repo: "acme/app", Run: &foreign}}, now))
+
+	got := tb.build(t, b.ID)
+	require.Equal(t, models.StatusQueued, got.Status)
+	require.Empty(t, got.RunConclusion)
+	require.Nil(t, got.JobID)
+	require.Empty(t, tb.inserter.take(FinalizeBuildArgs{}.Kind()))
+	for _, e := range tb.logs(t, b.ID) {
+		require.NotContains(t, e.Message, "intruder")
+	}
+
+	// GitHub now answers for the build's run id with another build's run.
+	tb.forge.setRun(runID, func(r *Run, j *Job) {
+		r.DisplayTitle = templates.DisplayTitle("build_01other", "mac", "arm64", "1.2.3")
+		r.Status = "in_progress"
+	})
+	require.NoError(t, tb.engine.pollBuild(tb.ctx, b.ID))
+	got = tb.build(t, b.ID)
+	require.Equal(t, models.StatusFailed, got.Status)
+	require.True(t, strings.HasPrefix(got.FailureReason, fmt.Sprintf("workflow run %d no longer exists on GitHub (workflow run %d is build build_01other's", runID, runID)), got.FailureReason)
+}
+
+// TestBuildOfAnotherGitHubServer: a job about a build created for another
+// GitHub server (another process on the same database) waits for that
+// server's process; when none reports for ForeignHostTimeout, the build
+// fails with that reason. GitHub is never asked about it.
+func TestBuildOfAnotherGitHubServer(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, models.DialectSQLite)
+	b := tb.newBuild(t)
+	require.NoError(t, tb.db.Gorm.Model(&models.Build{}).Where("id = ?", b.ID).UpdateColumn("forge_host", "127.0.0.1:4242").Error)
+
+	require.True(t, isSnooze(tb.engine.dispatchBuild(tb.ctx, b.ID, false)))
+	require.True(t, isSnooze(tb.engine.pollBuild(tb.ctx, b.ID)))
+	require.Empty(t, tb.forge.dispatches)
+	require.Equal(t, models.StatusQueued, tb.build(t, b.ID).Status)
+
+	tb.clock.advance(11 * time.Minute)
+	require.NoError(t, tb.engine.pollBuild(tb.ctx, b.ID))
+	got := tb.build(t, b.ID)
+	require.Equal(t, models.StatusFailed, got.Status)
+	require.Contains(t, got.FailureReason, "no DeskForge process reaching the GitHub server 127.0.0.1:4242, which runs this build, has reported on it for 11m0s")
+	require.Empty(t, tb.forge.dispatches)
+	require.Zero(t, tb.forge.count("GetRun"))
+}
+
+func TestForgeHostOf(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"":                                 "api.github.com",
+		"https://api.github.com/":          "api.github.com",
+		"https://GHES.example.com/api/v3/": "ghes.example.com",
+		"http://127.0.0.1:8123/":           "127.0.0.1:8123",
+	} {
+		require.Equal(t, want, ForgeHostOf(in), in)
+	}
+}
+
+// succeedWithAsset completes b's job on the fake GitHub with asset on its
+// release and finalizes it.
+func (tb *testBundle) succeedWithAsset(t *testing.T, b models.Build, runID int64, asset Asset) models.Build {
+	t.Helper()
+	_, job := tb.forge.setRun(runID, func(r *Run, j *Job) {
+		j.Status, j.Conclusion, j.RunnerName, j.StartedAt, j.CompletedAt = "completed", "success", "r", tb.clock.Now(), tb.clock.Now()
+		tb.forge.logs[j.ID] = sampleLog
+		tb.forge.assets["acme/app|v1.2.3|"+asset.Name] = asset
+	})
+	require.NoError(t, tb.engine.applyEvent(tb.ctx, jobEvent("acme/app", job), tb.clock.Now()))
+	require.NoError(t, tb.runFinalize(t))
+	return tb.build(t, b.ID)
+}
+
+// TestAssetNotUploadedByTheBuildIsNeverRecorded: the asset of the build's
+// name on the release carries another build's label, or none: the build
+// fails saying so, and records nothing of it.
+func TestAssetNotUploadedByTheBuildIsNeverRecorded(t *testing.T) {
+	t.Parallel()
+	const name = "app-1.2.3-mac-arm64.dmg"
+	tests := []struct {
+		name, label, want string
+	}{
+		{"another build's upload", templates.AssetLabel(name, "build_01other"),
+			"the asset " + name + " on release v1.2.3 was uploaded by build build_01other, not by this build"},
+		{"no label", "", "the asset " + name + " on release v1.2.3 does not carry this build's label"},
+		{"a label of another kind", "Download for macOS", "does not carry this build's label"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, models.DialectSQLite)
+			b, runID := tb.dispatched(t)
+			got := tb.succeedWithAsset(t, b, runID, Asset{ID: 99, Name: name, Label: tt.label, Size: 5})
+			require.Equal(t, models.StatusFailed, got.Status)
+			require.Contains(t, got.FailureReason, tt.want)
+			require.Nil(t, got.ArtifactAssetID)
+			require.Empty(t, got.ArtifactName)
+		})
+	}
+}
+
+// TestRebuildSupersedesTheEarlierAsset: a rebuild of the same target and
+// version replaces the earlier build's asset on the release; once it
+// succeeds, the earlier build's download answers SupersededError naming it
+// (and before, while the earlier asset is already gone, too).
+func TestRebuildSupersedesTheEarlierAsset(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, dialect)
+			const name = "app-1.2.3-mac-arm64.dmg"
+			first, runFirst := tb.dispatched(t)
+			first = tb.succeedWithAsset(t, first, runFirst, Asset{ID: 5, Name: name, Label: templates.AssetLabel(name, first.ID), Size: 5})
+			require.Equal(t, models.StatusSuccess, first.Status)
+			_, err := tb.engine.ArtifactURL(tb.ctx, first)
+			require.NoError(t, err)
+
+			tb.clock.advance(time.Minute)
+			rebuild, runRebuild := tb.dispatched(t)
+			// The rebuild's upload deleted the first asset; it has not finished.
+			tb.forge.fail("AssetDownloadURL", fmt.Errorf("asset 5: %w", ErrNotFound))
+			_, err = tb.engine.ArtifactURL(tb.ctx, first)
+			var sup *SupersededError
+			require.ErrorAs(t, err, &sup)
+			require.Equal(t, rebuild.ID, sup.By)
+
+			rebuild = tb.succeedWithAsset(t, rebuild, runRebuild, Asset{ID: 6, Name: name, Label: templates.AssetLabel(name, rebuild.ID), Size: 6})
+			require.Equal(t, models.StatusSuccess, rebuild.Status)
+			require.Equal(t, int64(6), *rebuild.ArtifactAssetID)
+			first = tb.build(t, first.ID)
+			require.Equal(t, models.StatusSuccess, first.Status, "the first build did succeed")
+			require.Equal(t, rebuild.ID, *first.SupersededBy)
+			_, err = tb.engine.ArtifactURL(tb.ctx, first)
+			require.ErrorAs(t, err, &sup)
+			require.Equal(t, SupersededError{BuildID: first.ID, By: rebuild.ID}, *sup)
+			require.Contains(t, sup.Error(), "download build "+rebuild.ID+" instead")
+			msgs := messages(tb.logs(t, first.ID))
+			require.Equal(t, "warning: Installer replaced on the release by build "+rebuild.ID+" (a rebuild of the same version and target); download that build instead", msgs[len(msgs)-1])
+			_, err = tb.engine.ArtifactURL(tb.ctx, rebuild)
+			require.NoError(t, err)
+		})
+	}
+}
