@@ -96,7 +96,7 @@ func TestJSONBodiesRefuseAmbiguousText(t *testing.T) {
 			{"NULInName", http.MethodPatch, project, `{"author":"Ada\u0000"}`, "author", "NUL"},
 			{"NULVersion", http.MethodPost, builds, `{"platform":"mac","version":"\u0000"}`, "version", "NUL"},
 			{"NULProjectID", http.MethodPost, "/apikeys", `{"projectId":"\u0000"}`, "projectId", "NUL"},
-			{"ProjectIDNotAnID", http.MethodPost, "/apikeys", `{"projectId":"proj_x"}`, "projectId", "must be a project id"},
+			{"ProjectIDNotAnID", http.MethodPost, "/apikeys", `{"projectId":"proj_x"}`, "projectId", "project proj_x does not exist"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
