@@ -71,6 +71,10 @@ type config struct {
 	// secondaryWait and maxSecondaryWait are the GitHub client's waits
 	// after a secondary limit without Retry-After (defaults 1 and 16 min).
 	secondaryWait, maxSecondaryWait time.Duration
+	// timing paces simulated runs (default ghsim.FastTiming); stepPoll is
+	// the engine's StepPollInterval (default 8s).
+	timing   *ghsim.Timing
+	stepPoll time.Duration
 }
 
 // harness is one DeskForge server (restartable) on one database, and one
@@ -160,6 +164,9 @@ func newHarness(t *testing.T, cfg config) *harness {
 
 	timing := ghsim.FastTiming()
 	timing.TickInterval = 5 * time.Millisecond
+	if cfg.timing != nil {
+		timing = *cfg.timing
+	}
 	faults := cfg.faults
 	if faults.Reorder > 0 && faults.ReorderDelay == 0 {
 		faults.ReorderDelay = 40 * time.Millisecond
@@ -237,6 +244,7 @@ func (h *harness) start() {
 		RetryDelay:        50 * time.Millisecond,
 		MaxRetryDelay:     400 * time.Millisecond,
 		HTTPClient:        h.simSrv.Client(),
+		StepPollInterval:  h.cfg.stepPoll,
 	})
 	workers := river.NewWorkers()
 	n.engine.RegisterWorkers(workers)

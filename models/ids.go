@@ -23,6 +23,17 @@ func NewID(prefix string) string {
 	return prefix + "_" + strings.ToLower(id.String())
 }
 
+// IDAt returns the smallest id of prefix created in t's millisecond (a ULID
+// with zero entropy): every id created at t or later sorts above it, every
+// id created before t below it.
+func IDAt(prefix string, t time.Time) string {
+	var id ulid.ULID
+	if err := id.SetTime(ulid.Timestamp(t)); err != nil {
+		return prefix + "_"
+	}
+	return prefix + "_" + strings.ToLower(id.String())
+}
+
 // IsID reports whether s has the shape of an id NewID(prefix) returns:
 // prefix, "_" and 26 lowercase base-32 characters. Callers check ids from
 // outside with it before they reach the database.
@@ -37,15 +48,4 @@ func IsID(prefix, s string) bool {
 		}
 	}
 	return true
-}
-
-// IDAt returns the smallest id of prefix created in t's millisecond (a ULID
-// with zero entropy): every id created at t or later sorts above it, every
-// id created before t below it.
-func IDAt(prefix string, t time.Time) string {
-	var id ulid.ULID
-	if err := id.SetTime(ulid.Timestamp(t)); err != nil {
-		return prefix + "_"
-	}
-	return prefix + "_" + strings.ToLower(id.String())
 }

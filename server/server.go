@@ -58,6 +58,16 @@ type Options struct {
 	// without a database lookup (default DefaultKeyCacheTTL; negative: never).
 	// A key revoked through another process stops working within it.
 	KeyCacheTTL time.Duration
+	// Changes wakes event streams (default: the store's database's feed).
+	Changes Subscriber
+	// EventHeartbeat is the interval of event streams' heartbeat comments
+	// (default DefaultEventHeartbeat); EventWriteTimeout disconnects a
+	// client that does not take events (default DefaultEventWriteTimeout).
+	EventHeartbeat    time.Duration
+	EventWriteTimeout time.Duration
+	// EventTokenSecret signs the tokens of POST /events/token (default: a
+	// random secret stored in the database, shared by replicas).
+	EventTokenSecret []byte
 	// ReadHeaderTimeout bounds reading a request's headers (the
 	// http.Server of HTTPServer; default DefaultReadHeaderTimeout).
 	ReadHeaderTimeout time.Duration
@@ -71,16 +81,6 @@ type Options struct {
 	// all deliveries being received (default DefaultWebhookBytesInFlight,
 	// at least MaxWebhookBytes); a delivery that would pass it answers 503.
 	WebhookBytesInFlight int64
-	// Changes wakes event streams (default: the store's database's feed).
-	Changes Subscriber
-	// EventHeartbeat is the interval of event streams' heartbeat comments
-	// (default DefaultEventHeartbeat); EventWriteTimeout disconnects a
-	// client that does not take events (default DefaultEventWriteTimeout).
-	EventHeartbeat    time.Duration
-	EventWriteTimeout time.Duration
-	// EventTokenSecret signs the tokens of POST /events/token (default: a
-	// random secret stored in the database, shared by replicas).
-	EventTokenSecret []byte
 }
 
 // DefaultKeyCacheTTL is the default of Options.KeyCacheTTL.
@@ -98,13 +98,13 @@ type Server struct {
 	log           *slog.Logger
 	maxBodyBytes  int64
 	keys          *keyCache
+	events        *eventStreams
 
 	readHeaderTimeout  time.Duration
 	bodyReadTimeout    time.Duration
 	webhookReadTimeout time.Duration
 	// webhookBytes holds the reservations of webhook bodies in flight.
 	webhookBytes *semaphore.Weighted
-	events        *eventStreams
 }
 
 // New returns a Server with every route registered.
@@ -195,8 +195,9 @@ func (s *Server) routes() *gin.Engine {
 	api.DELETE("/apikeys/:id", s.requireAdmin, s.revokeAPIKey)
 
 	s.registerEngineRoutes(r, api)
-	s.registerHookRoutes(api)
 	s.registerEventRoutes(r, api)
+	s.registerDashboardRoutes(r)
+	s.registerHookRoutes(api)
 	return r
 }
 

@@ -214,6 +214,9 @@ func demoBanner(serverURL, simURL, projectID, key string) string {
  Admin API key (shown once; a new one is printed at every demo start):
    %[4]s
 
+ Dashboard (signs this browser tab in with the key):
+   %[1]s/#key=%[4]s
+
  Try it:
    export DESKFORGE_KEY=%[4]s
    curl -s -X POST %[1]s/projects/%[3]s/builds \
@@ -224,7 +227,21 @@ func demoBanner(serverURL, simURL, projectID, key string) string {
    curl -s %[1]s/builds/BUILD_ID/logs -H "Authorization: Bearer $DESKFORGE_KEY"
    curl -s -L -o app.dmg %[1]s/builds/BUILD_ID/download -H "Authorization: Bearer $DESKFORGE_KEY"
 
+ Or with the command-line client (go build -o deskforge ./cmd/deskforge), live:
+   export DESKFORGE_URL=%[1]s DESKFORGE_API_KEY=%[4]s
+   deskforge build trigger --platform mac --arch arm64 --version 1.0.0 --wait
+
  A version with a "-fail" pre-release (e.g. 1.0.0-fail) shows a failing build.
+
+ Outbound webhooks (private addresses are allowed in the demo): start a local
+ receiver on port 9000 (any HTTP server answering 2xx to POST; verify with a
+ Standard Webhooks library), subscribe it, trigger a build, and list the signed
+ deliveries (build.queued, build.started, build.succeeded):
+   curl -s -X POST %[1]s/webhooks -H "Authorization: Bearer $DESKFORGE_KEY" \
+     -H "Content-Type: application/json" \
+     -d '{"url": "http://127.0.0.1:9000/hook", "events": ["build.*"]}'
+   curl -s %[1]s/webhooks/WEBHOOK_ID/deliveries -H "Authorization: Bearer $DESKFORGE_KEY"
+ The answer to the first call holds the signing secret (whsec_…), shown once.
 ================================================================================
 `, serverURL, simURL, projectID, key)
 }

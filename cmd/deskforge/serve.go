@@ -27,6 +27,10 @@ const shutdownTimeout = 30 * time.Second
 // riverWorkers is the number of engine jobs one process runs at once.
 const riverWorkers = 10
 
+// webhookWorkers is the number of outbound webhook deliveries one process
+// sends at once (their own River queue).
+const webhookWorkers = 50
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cf := registerConfig(fs, os.Getenv, groupListen, groupServe, groupDatabase, groupLog)
@@ -117,7 +121,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 	engine.RegisterWorkers(workers)
 	hooks.New(store, hooks.Options{AllowPrivate: cfg.WebhooksAllowPrivate, Log: log}).RegisterWorkers(workers)
 	jobs, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{
-		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: riverWorkers}},
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault:  {MaxWorkers: riverWorkers},
+			models.WebhookQueue: {MaxWorkers: webhookWorkers},
+		},
 		Workers:      workers,
 		PeriodicJobs: engine.PeriodicJobs(),
 		Logger:       riverLogger(cfg, stderr),
