@@ -154,6 +154,12 @@ func TestBadTextOnEveryRoute(t *testing.T) {
 					{http.MethodGet, "/builds/" + build + "/logs?after=" + bad + "&level=" + bad + "&format=" + bad, nil, nil},
 					{http.MethodGet, "/apikeys?projectId=" + bad, nil, nil},
 					{http.MethodGet, "/projects?" + bad + "=1", nil, nil},
+					{http.MethodGet, "/webhooks/" + bad, nil, nil},
+					{http.MethodDelete, "/webhooks/" + bad, nil, nil},
+					{http.MethodGet, "/webhooks/" + bad + "/deliveries", nil, nil},
+					{http.MethodGet, "/webhooks?cursor=" + bad + "&projectId=" + bad, nil, nil},
+					{http.MethodGet, "/builds/" + bad + "/events", nil, nil},
+					{http.MethodGet, "/projects/" + bad + "/events", nil, nil},
 				} {
 					calls = append(calls, c)
 				}
@@ -171,6 +177,8 @@ func TestBadTextOnEveryRoute(t *testing.T) {
 					{http.MethodPost, "/apikeys", []byte(`{"name":` + quoted + `}`), nil},
 					{http.MethodPost, "/apikeys", []byte(`{"projectId":` + quoted + `}`), nil},
 					{http.MethodPost, "/apikeys", []byte(`{"name":"k","role":` + quoted + `}`), nil},
+					{http.MethodPost, "/webhooks", []byte(`{"url":` + quoted + `,"events":["build.*"]}`), nil},
+					{http.MethodPost, "/webhooks", []byte(`{"url":"https://hooks.example.com/x","events":[` + quoted + `],"description":` + quoted + `}`), nil},
 				} {
 					calls = append(calls, c)
 				}
