@@ -62,10 +62,8 @@ func TestRestartBetweenCommitAndDispatch(t *testing.T) {
 // title), stuck runs, failures, successes without asset, and cancellations.
 // Every build ends in the state its scenario dictates, with one run each.
 // It runs on PostgreSQL when DESKFORGE_TEST_DATABASE_URL is set, else SQLite.
-// Under -race, GHES mode is left out of this run (it is covered by
-// TestFaults): the simulator serializes its API behind one lock and encodes
-// every run listing under it, which the race detector slows past the
-// suite's time budget; the engine's side is the same either way.
+// GHES mode is on under -race too: the simulator encodes run listings
+// (the requests GHES mode multiplies) outside its lock.
 func TestMixedRunUnderAllFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("200 builds: skipped in -short mode")
@@ -83,7 +81,7 @@ func TestMixedRunUnderAllFaults(t *testing.T) {
 		staleAfter:     time.Second,
 		reconcileEvery: 250 * time.Millisecond,
 		faults: ghsim.Faults{
-			Drop: 0.3, Duplicate: 0.2, Reorder: 0.5, API5xx: 0.1, Ambiguous: 0.05, GHES: !raceEnabled, Seed: 42,
+			Drop: 0.3, Duplicate: 0.2, Reorder: 0.5, API5xx: 0.1, Ambiguous: 0.05, GHES: true, Seed: 42,
 		},
 		scenario: append([]ghsim.Rule{
 			{Prerelease: "stall", Outcome: ghsim.OutcomeHangInProgress},

@@ -87,6 +87,8 @@ func (s *Store) rebind(query string) string {
 // BuildFilter selects a project's builds for ListBuilds and CountBuilds.
 // Empty fields do not filter.
 type BuildFilter struct {
+	// ProjectID selects one project's builds; "" selects every project's
+	// (the admin-wide list).
 	ProjectID string
 	Status    string
 	Platform  string

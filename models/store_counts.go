@@ -112,9 +112,13 @@ func migrateBuildCounts(ctx context.Context, db *DB) error {
 	return nil
 }
 
-// countWhere builds the conditions of f on build_counts.
+// countWhere builds the conditions of f on build_counts (and builds);
+// an empty ProjectID matches every project.
 func (f BuildFilter) countWhere() (string, []any) {
 	where, args := "project_id = ?", []any{f.ProjectID}
+	if f.ProjectID == "" {
+		where, args = "1 = 1", nil
+	}
 	for _, c := range []struct{ column, value string }{
 		{"status", f.Status}, {"platform", f.Platform}, {"arch", f.Arch}, {"version", f.Version},
 	} {

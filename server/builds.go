@@ -218,6 +218,27 @@ func (s *Server) listBuilds(c *gin.Context) {
 		s.renderError(c, err)
 		return
 	}
+	s.renderBuildList(c, projectID)
+}
+
+// listAllBuilds is GET /builds: every project's builds for an admin key,
+// the key's own project's for a project key (the list it may see, rather
+// than a 403), with the filters and paging of GET /projects/:id/builds.
+func (s *Server) listAllBuilds(c *gin.Context) {
+	projectID := ""
+	if k := callerOf(c); k.Role != models.RoleAdmin {
+		if k.ProjectID == nil {
+			s.renderError(c, &apiError{http.StatusForbidden, codeForbidden, "this API key sees no project", ""})
+			return
+		}
+		projectID = *k.ProjectID
+	}
+	s.renderBuildList(c, projectID)
+}
+
+// renderBuildList answers a page of the builds of projectID ("" = every
+// project) selected by the query's filters.
+func (s *Server) renderBuildList(c *gin.Context, projectID string) {
 	f, err := buildFilterFromQuery(c, projectID)
 	if err != nil {
 		s.renderError(c, err)

@@ -81,6 +81,13 @@ type Options struct {
 	// all deliveries being received (default DefaultWebhookBytesInFlight,
 	// at least MaxWebhookBytes); a delivery that would pass it answers 503.
 	WebhookBytesInFlight int64
+	// RateLimits limits requests per API key (per client address on the
+	// health routes); nil: no limits. `deskforge serve` sets
+	// DefaultReadRate and DefaultWriteRate unless configured.
+	RateLimits *RateLimits
+	// CORSOrigins are the browser origins (scheme://host[:port], or "*")
+	// allowed to call the API; empty: no CORS headers, preflights refused.
+	CORSOrigins []string
 }
 
 // DefaultKeyCacheTTL is the default of Options.KeyCacheTTL.
@@ -105,6 +112,8 @@ type Server struct {
 	webhookReadTimeout time.Duration
 	// webhookBytes holds the reservations of webhook bodies in flight.
 	webhookBytes *semaphore.Weighted
+	limiter      *rateLimiter
+	corsOrigins  []string
 }
 
 // New returns a Server with every route registered.
@@ -117,6 +126,7 @@ func New(opts Options) *Server {
 		demo:          opts.Demo,
 		log:           opts.Log,
 		maxBodyBytes:  opts.MaxBodyBytes,
+		corsOrigins:   opts.CORSOrigins,
 	}
 	if s.publicURL == "" {
 		s.publicURL = "http://localhost:8080"
@@ -137,6 +147,7 @@ func New(opts Options) *Server {
 	}
 	s.keys = newKeyCache(ttl)
 	s.events = newEventStreams(opts)
+	s.limiter = newRateLimiter(opts.RateLimits)
 	s.router = s.routes()
 	return s
 }
@@ -173,14 +184,18 @@ func (s *Server) routes() *gin.Engine {
 	// /projects/ answers the JSON 404 envelope, not Gin's HTML redirect.
 	r.RedirectTrailingSlash = false
 	r.ContextWithFallback = true
-	r.Use(s.requestID, s.accessLog, s.recoverPanic, s.limitRequestSize, s.refuseBadText, s.limitBodyReadTime)
+	r.Use(s.requestID, s.accessLog, s.recoverPanic)
+	if len(s.corsOrigins) > 0 {
+		r.Use(s.cors)
+	}
+	r.Use(s.limitRequestSize, s.refuseBadText, s.limitBodyReadTime)
 	r.NoRoute(s.noRoute)
 	r.NoMethod(s.noMethod)
 
-	getAndHead(r, "/healthz", s.healthz)
-	getAndHead(r, "/readyz", s.readyz)
+	getAndHead(r, "/healthz", s.rateLimitByAddress, s.healthz)
+	getAndHead(r, "/readyz", s.rateLimitByAddress, s.readyz)
 
-	api := r.Group("/", s.limitBody, s.authenticate, s.checkPathID)
+	api := r.Group("/", s.limitBody, s.authenticate, s.checkPathID, s.rateLimitByKey)
 	getAndHead(api, "/projects", s.listProjects)
 	api.POST("/projects", s.requireAdmin, s.createProject)
 	getAndHead(api, "/projects/:id", s.getProject)
@@ -188,6 +203,7 @@ func (s *Server) routes() *gin.Engine {
 	api.DELETE("/projects/:id", s.requireAdmin, s.deleteProject)
 	getAndHead(api, "/projects/:id/builds", s.listBuilds)
 	api.POST("/projects/:id/builds", s.createBuild)
+	getAndHead(api, "/builds", s.listAllBuilds)
 	getAndHead(api, "/builds/:id", s.getBuild)
 	getAndHead(api, "/builds/:id/logs", s.getBuildLogs)
 	getAndHead(api, "/apikeys", s.requireAdmin, s.listAPIKeys)

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/deskforge/deskforge/server"
 	"github.com/deskforge/deskforge/templates"
 	"github.com/deskforge/deskforge/workflows/ghsim"
 )
@@ -55,6 +56,16 @@ type Config struct {
 	// WebhooksAllowPrivate lets outbound webhooks reach loopback and
 	// private addresses (on by default in the demo).
 	WebhooksAllowPrivate bool
+	// ReadRate and WriteRate are the per-key request limits (rate limits
+	// off when both are zero: "off").
+	ReadRate, WriteRate server.Rate
+	// CORSOrigins are the browser origins allowed to call the API.
+	CORSOrigins []string
+	// GitHubRunDetails: dispatches ask for return_run_details (false for
+	// GitHub Enterprise Server releases that reject it).
+	GitHubRunDetails bool
+	// MetricsListen is the address of the Prometheus endpoint (empty: off).
+	MetricsListen string
 	// publicURLFromListener: the public URL is the listener's local URL (a
 	// demo without DESKFORGE_PUBLIC_URL, so that links follow --listen).
 	publicURLFromListener bool
@@ -134,6 +145,11 @@ func allSettings() map[int][]*setting {
 			{flag: "step-polls-per-minute", arg: "N", env: "DESKFORGE_STEP_POLLS_PER_MINUTE", def: "300", usage: "cap on those reads per process"},
 			{flag: "download-mode", arg: "MODE", env: "DESKFORGE_DOWNLOAD_MODE", def: "redirect", usage: "artifact downloads: redirect (to GitHub) or proxy (streamed through DeskForge)"},
 			{flag: "webhooks-allow-private", arg: "BOOL", env: "DESKFORGE_WEBHOOKS_ALLOW_PRIVATE", def: "false", usage: "let outbound webhooks reach loopback, private and link-local addresses (on-premises receivers; true by default with --demo)"},
+			{flag: "rate-limit-reads", arg: "RATE", env: "DESKFORGE_RATE_LIMIT_READS", def: "50/s:200", usage: "reads (GET) per API key or client address: PER_SECOND/s:BURST, or off; per replica"},
+			{flag: "rate-limit-writes", arg: "RATE", env: "DESKFORGE_RATE_LIMIT_WRITES", def: "1/s:30", usage: "triggers and other writes per API key: PER_SECOND/s:BURST, or off; per replica"},
+			{flag: "cors-origins", arg: "LIST", env: "DESKFORGE_CORS_ORIGINS", usage: "browser origins allowed to call the API, comma-separated (e.g. https://app.example.com), or *"},
+			{flag: "github-run-details", arg: "BOOL", env: "DESKFORGE_GITHUB_RUN_DETAILS", def: "true", usage: "ask GitHub to return the run of a dispatch (false for GitHub Enterprise Server releases without return_run_details)"},
+			{flag: "metrics-listen", arg: "ADDR", env: "DESKFORGE_METRICS_LISTEN", usage: "address of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9090 (empty: off)"},
 			{flag: "sim-faults", arg: "LIST", env: "DESKFORGE_SIM_FAULTS", usage: "demo only: simulator faults, e.g. drop=0.3,duplicate=0.2,api5xx=0.1,seed=7"},
 		},
 	}
@@ -396,6 +412,7 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 		}
 		cfg.WebhooksAllowPrivate = allow || (demo && !s.given)
 	}
+	errs = append(errs, cf.buildProduction(&cfg)...)
 	return cfg, errors.Join(errs...)
 }
 

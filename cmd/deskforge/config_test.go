@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/deskforge/deskforge/server"
 	"github.com/deskforge/deskforge/templates"
 )
 
@@ -48,6 +49,9 @@ func TestConfigDefaults(t *testing.T) {
 		StepPollsPerMinute:  300,
 		DownloadMode:        "redirect",
 		LogLevel:            slog.LevelInfo,
+		ReadRate:            server.Rate{PerSecond: 50, Burst: 200},
+		WriteRate:           server.Rate{PerSecond: 1, Burst: 30},
+		GitHubRunDetails:    true,
 	}, cfg)
 }
 
@@ -77,6 +81,11 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 		"DESKFORGE_DOWNLOAD_MODE":               "proxy",
 		"DESKFORGE_LOG_LEVEL":                   "debug",
 		"DESKFORGE_LOG_FORMAT":                  "text",
+		"DESKFORGE_RATE_LIMIT_READS":            "0.5/s:10",
+		"DESKFORGE_RATE_LIMIT_WRITES":           "off",
+		"DESKFORGE_CORS_ORIGINS":                "https://app.example.com/, http://localhost:3000",
+		"DESKFORGE_GITHUB_RUN_DETAILS":          "false",
+		"DESKFORGE_METRICS_LISTEN":              "127.0.0.1:9090",
 	}
 	cfg, err := loadServeConfig(t, env)
 	require.NoError(t, err)
@@ -100,6 +109,12 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 	require.Equal(t, "proxy", cfg.DownloadMode)
 	require.Equal(t, slog.LevelDebug, cfg.LogLevel)
 	require.Equal(t, "text", cfg.LogFormat)
+	require.Equal(t, server.Rate{PerSecond: 0.5, Burst: 10}, cfg.ReadRate)
+	require.Equal(t, server.Rate{}, cfg.WriteRate, "off")
+	require.Equal(t, &server.RateLimits{Read: server.Rate{PerSecond: 0.5, Burst: 10}}, cfg.rateLimits())
+	require.Equal(t, []string{"https://app.example.com", "http://localhost:3000"}, cfg.CORSOrigins)
+	require.False(t, cfg.GitHubRunDetails)
+	require.Equal(t, "127.0.0.1:9090", cfg.MetricsListen)
 
 	// Flags override the environment.
 	cfg, err = loadServeConfig(t, env, "--listen", ":7000", "--download-mode", "redirect", "--builder-repo", "acme/other", "--log-wait-timeout", "90s")
@@ -155,6 +170,12 @@ func TestConfigValidation(t *testing.T) {
 		{"DownloadMode", with("DESKFORGE_DOWNLOAD_MODE", "stream"), nil, "use redirect or proxy"},
 		{"LogLevel", with("DESKFORGE_LOG_LEVEL", "loud"), nil, "use debug, info, warn or error"},
 		{"LogFormat", with("DESKFORGE_LOG_FORMAT", "xml"), nil, "use json or text"},
+		{"RateSyntax", with("DESKFORGE_RATE_LIMIT_READS", "50"), nil, "--rate-limit-reads / DESKFORGE_RATE_LIMIT_READS: \"50\" is not PER_SECOND/s:BURST"},
+		{"RateBurst", with("DESKFORGE_RATE_LIMIT_WRITES", "1/s:0"), nil, "is not PER_SECOND/s:BURST"},
+		{"CORSOrigin", with("DESKFORGE_CORS_ORIGINS", "app.example.com"), nil, "is not an origin"},
+		{"CORSOriginPath", with("DESKFORGE_CORS_ORIGINS", "https://app.example.com/x"), nil, "is not an origin"},
+		{"RunDetails", with("DESKFORGE_GITHUB_RUN_DETAILS", "maybe"), nil, "is not a boolean"},
+		{"MetricsListen", with("DESKFORGE_METRICS_LISTEN", "9090"), nil, "--metrics-listen / DESKFORGE_METRICS_LISTEN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,4 +226,19 @@ func TestHelpNamesEveryEnvironmentVariable(t *testing.T) {
 	var verOut strings.Builder
 	require.NoError(t, runVersion(t.Context(), []string{"--help"}, &verOut, io.Discard))
 	require.Contains(t, verOut.String(), "DESKFORGE_LISTEN")
+}
+
+func TestConfigRunDetailsReachTheGitHubClient(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		env         string
+		wantDisable bool
+	}{{"", false}, {"true", false}, {"false", true}} {
+		env := map[string]string{"DESKFORGE_GITHUB_TOKEN": "ghp_x", "DESKFORGE_GITHUB_RUN_DETAILS": tt.env}
+		cfg, err := loadServeConfig(t, env)
+		require.NoError(t, err)
+		opts, err := forgeOptions(cfg, nil)
+		require.NoError(t, err)
+		require.Equal(t, tt.wantDisable, opts.DisableRunDetails, "DESKFORGE_GITHUB_RUN_DETAILS=%q", tt.env)
+	}
 }

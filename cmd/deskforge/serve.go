@@ -149,6 +149,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		WebhookSecret: []byte(cfg.GitHubWebhookSecret),
 		Demo:          cfg.Demo,
 		Log:           log,
+		RateLimits:    cfg.rateLimits(),
+		CORSOrigins:   cfg.CORSOrigins,
 	})
 	httpServer := api.HTTPServer()
 	httpServer.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
@@ -207,18 +209,9 @@ func stopJobs(jobs *river.Client[*sql.Tx], log *slog.Logger) {
 // App installation), on GitHub.com or the GitHub Enterprise Server at
 // DESKFORGE_GITHUB_API_URL.
 func buildForge(ctx context.Context, cfg Config, log *slog.Logger) (workflows.Forge, error) {
-	opts := github.Options{
-		BaseURL:         cfg.GitHubAPIURL,
-		Token:           cfg.GitHubToken,
-		WritesPerMinute: cfg.DispatchesPerMinute,
-		Logger:          log,
-	}
-	if cfg.GitHubToken == "" {
-		key, err := os.ReadFile(cfg.GitHubAppPrivateKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("read DESKFORGE_GITHUB_APP_PRIVATE_KEY_FILE: %w", err)
-		}
-		opts.AppID, opts.AppPrivateKey, opts.InstallationID = cfg.GitHubAppID, key, cfg.GitHubInstallationID
+	opts, err := forgeOptions(cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	client, err := github.New(ctx, opts)
 	if err != nil {
@@ -241,6 +234,25 @@ func checkGitHub(ctx context.Context, client *github.Client, builderRepo string,
 		return
 	}
 	log.Info("GitHub credentials checked", "github_base_url", client.BaseURL(), "builder_repo", builderRepo)
+}
+
+// forgeOptions are the GitHub client's options cfg describes.
+func forgeOptions(cfg Config, log *slog.Logger) (github.Options, error) {
+	opts := github.Options{
+		BaseURL:           cfg.GitHubAPIURL,
+		Token:             cfg.GitHubToken,
+		WritesPerMinute:   cfg.DispatchesPerMinute,
+		Logger:            log,
+		DisableRunDetails: !cfg.GitHubRunDetails,
+	}
+	if cfg.GitHubToken == "" {
+		key, err := os.ReadFile(cfg.GitHubAppPrivateKeyFile)
+		if err != nil {
+			return opts, fmt.Errorf("read DESKFORGE_GITHUB_APP_PRIVATE_KEY_FILE: %w", err)
+		}
+		opts.AppID, opts.AppPrivateKey, opts.InstallationID = cfg.GitHubAppID, key, cfg.GitHubInstallationID
+	}
+	return opts, nil
 }
 
 // startDemo starts demo mode's in-process GitHub simulator (demo.go), points

@@ -618,7 +618,9 @@ func (s *Sim) listRuns(c *call, r *repo, wfPath string) *response {
 	for _, rn := range match[from:to] {
 		runs = append(runs, s.runJSON(rn))
 	}
-	return paged(map[string]any{"total_count": len(match), "workflow_runs": runs}, link)
+	resp := paged(map[string]any{"total_count": len(match), "workflow_runs": runs}, link)
+	resp.snapshot = true // runJSON copies what it shows
+	return resp
 }
 
 // statusMatches implements the status filter, which takes a status or a

@@ -39,6 +39,10 @@ type response struct {
 	body   any // JSON-encoded when not nil
 	header http.Header
 	raw    []byte // sent as is (a streamed asset) when body is nil
+	// snapshot says that body shares nothing with the simulator's state,
+	// so it is encoded after s.mu is released (run listings: encoding a
+	// page of runs is the costliest part of the busiest request).
+	snapshot bool
 }
 
 type route struct {
@@ -414,12 +418,12 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rt *route, ps par
 
 	resp := rt.api(s, c)
 	var body []byte
-	if resp.body != nil {
-		if e, isErr := resp.body.(ghErrorBody); isErr && e.DocumentationURL == "" {
-			e.DocumentationURL = rt.doc
-			resp.body = e
-		}
-		body, _ = json.Marshal(resp.body)
+	if resp.snapshot {
+		s.mu.Unlock()
+		body = encodeBody(resp, rt)
+		s.mu.Lock()
+	} else {
+		body = encodeBody(resp, rt)
 	}
 	if resp.raw != nil {
 		body = resp.raw
@@ -461,6 +465,20 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rt *route, ps par
 	default:
 		writeRaw(w, resp.status, body)
 	}
+}
+
+// encodeBody encodes resp's body, GitHub errors with their route's
+// documentation URL; nil for no body.
+func encodeBody(resp *response, rt *route) []byte {
+	if resp.body == nil {
+		return nil
+	}
+	if e, isErr := resp.body.(ghErrorBody); isErr && e.DocumentationURL == "" {
+		e.DocumentationURL = rt.doc
+		resp.body = e
+	}
+	body, _ := json.Marshal(resp.body)
+	return body
 }
 
 func bearerToken(h string) (string, bool) {
