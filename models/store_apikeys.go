@@ -55,7 +55,11 @@ func (s *Store) CreateAPIKey(ctx context.Context, p NewAPIKeyParams) (APIKey, st
 			return APIKey{}, "", Invalid("projectId", "a project key needs projectId (proj_…)")
 		}
 		if !IsID("proj", p.ProjectID) {
-			return APIKey{}, "", Invalid("projectId", "projectId must be a project id: proj_ and 26 lowercase letters and digits")
+			shown := p.ProjectID
+			if len(shown) > 64 {
+				shown = shown[:64] + "…"
+			}
+			return APIKey{}, "", Invalid("projectId", "project %s does not exist (a project id is proj_ and 26 lowercase letters and digits)", shown)
 		}
 		if _, err := s.GetProject(ctx, p.ProjectID); err != nil {
 			if errors.Is(err, ErrNotFound) {

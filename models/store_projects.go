@@ -124,6 +124,9 @@ func ValidateProject(p *Project) error {
 		if len(p.URL) > 2048 {
 			return Invalid("url", "url must be at most 2048 characters")
 		}
+		if !utf8.ValidString(p.URL) {
+			return Invalid("url", "url must be valid UTF-8")
+		}
 		u, err := url.Parse(p.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return Invalid("url", "url must be an absolute http or https URL, e.g. https://example.com")

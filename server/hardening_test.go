@@ -98,7 +98,7 @@ func TestJSONBodiesRefuseAmbiguousText(t *testing.T) {
 			{"NULInName", http.MethodPatch, project, `{"author":"Ada\u0000"}`, "author", "NUL"},
 			{"NULVersion", http.MethodPost, builds, `{"platform":"mac","version":"\u0000"}`, "version", "NUL"},
 			{"NULProjectID", http.MethodPost, "/apikeys", `{"projectId":"\u0000"}`, "projectId", "NUL"},
-			{"ProjectIDNotAnID", http.MethodPost, "/apikeys", `{"projectId":"proj_x"}`, "projectId", "must be a project id"},
+			{"ProjectIDNotAnID", http.MethodPost, "/apikeys", `{"projectId":"proj_x"}`, "projectId", "project proj_x does not exist"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -156,6 +156,12 @@ func TestBadTextOnEveryRoute(t *testing.T) {
 					{http.MethodGet, "/builds/" + build + "/logs?after=" + bad + "&level=" + bad + "&format=" + bad, nil, nil},
 					{http.MethodGet, "/apikeys?projectId=" + bad, nil, nil},
 					{http.MethodGet, "/projects?" + bad + "=1", nil, nil},
+					{http.MethodGet, "/webhooks/" + bad, nil, nil},
+					{http.MethodDelete, "/webhooks/" + bad, nil, nil},
+					{http.MethodGet, "/webhooks/" + bad + "/deliveries", nil, nil},
+					{http.MethodGet, "/webhooks?cursor=" + bad + "&projectId=" + bad, nil, nil},
+					{http.MethodGet, "/builds/" + bad + "/events", nil, nil},
+					{http.MethodGet, "/projects/" + bad + "/events", nil, nil},
 				} {
 					calls = append(calls, c)
 				}
@@ -173,6 +179,8 @@ func TestBadTextOnEveryRoute(t *testing.T) {
 					{http.MethodPost, "/apikeys", []byte(`{"name":` + quoted + `}`), nil},
 					{http.MethodPost, "/apikeys", []byte(`{"projectId":` + quoted + `}`), nil},
 					{http.MethodPost, "/apikeys", []byte(`{"name":"k","role":` + quoted + `}`), nil},
+					{http.MethodPost, "/webhooks", []byte(`{"url":` + quoted + `,"events":["build.*"]}`), nil},
+					{http.MethodPost, "/webhooks", []byte(`{"url":"https://hooks.example.com/x","events":[` + quoted + `],"description":` + quoted + `}`), nil},
 				} {
 					calls = append(calls, c)
 				}

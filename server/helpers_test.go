@@ -30,6 +30,8 @@ type apiBundle struct {
 	river  *river.Client[*sql.Tx]
 	url    string
 	client *http.Client
+	// handler is the router, for in-process requests (fuzzing).
+	handler http.Handler
 
 	adminKey   string
 	projectA   models.Project // web app: mac, windows, linux; version 1.0.0
@@ -50,7 +52,7 @@ func setupAPI(t *testing.T, dialect string) *apiBundle {
 // forge (engine and server options completed with the test's public URL,
 // builder repository, store and engine) and seeds the admin key, the two
 // projects and their keys.
-func startAPI(t *testing.T, dialect string, forge workflows.Forge, eo workflows.Options, so server.Options) *apiBundle {
+func startAPI(t testing.TB, dialect string, forge workflows.Forge, eo workflows.Options, so server.Options) *apiBundle {
 	t.Helper()
 	ctx := context.Background()
 	db := dbtest.Open(t, dialect)
@@ -69,7 +71,7 @@ func startAPI(t *testing.T, dialect string, forge workflows.Forge, eo workflows.
 	ts.Start()
 	t.Cleanup(ts.Close)
 
-	b := &apiBundle{ctx: ctx, db: db, store: store, river: client, url: ts.URL, client: ts.Client()}
+	b := &apiBundle{ctx: ctx, db: db, store: store, river: client, url: ts.URL, client: ts.Client(), handler: ts.Config.Handler}
 	_, b.adminKey, err = store.CreateAPIKey(ctx, models.NewAPIKeyParams{Name: "admin", Role: models.RoleAdmin})
 	require.NoError(t, err)
 	b.projectA = models.Project{Name: "My App", URL: "https://example.com", Version: "1.0.0", Platforms: "mac,windows,linux", WindowResizable: true}
@@ -96,7 +98,7 @@ type response struct {
 }
 
 // json decodes the body into a generic value.
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var v map[string]any
 	require.NoError(t, json.Unmarshal(r.body, &v), "body: %s", r.body)
@@ -118,7 +120,7 @@ func (r response) errorOf(t *testing.T) (code, field string) {
 
 // do sends a request with key (none when "") and body (JSON-encoded unless
 // it is []byte or an io.Reader).
-func (b *apiBundle) do(t *testing.T, method, path, key string, body any, headers ...string) response {
+func (b *apiBundle) do(t testing.TB, method, path, key string, body any, headers ...string) response {
 	t.Helper()
 	var reader io.Reader
 	switch v := body.(type) {
@@ -152,7 +154,7 @@ func (b *apiBundle) do(t *testing.T, method, path, key string, body any, headers
 }
 
 // createBuild triggers a build through the API and returns its id.
-func (b *apiBundle) createBuild(t *testing.T, projectID, key string, body map[string]any) string {
+func (b *apiBundle) createBuild(t testing.TB, projectID, key string, body map[string]any) string {
 	t.Helper()
 	r := b.do(t, http.MethodPost, "/projects/"+projectID+"/builds", key, body)
 	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)

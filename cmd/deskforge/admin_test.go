@@ -77,7 +77,7 @@ func TestAdminCommandsBootstrapAKeyAndProject(t *testing.T) {
 	require.Contains(t, errOut, "project key for "+projectID)
 	code, _, errOut = runCommand(t, "apikey", "create", "--project", "proj_missing", "--database-url", db)
 	require.Equal(t, 1, code)
-	require.Contains(t, errOut, "--project: projectId must be a project id")
+	require.Contains(t, errOut, "--project: project proj_missing does not exist")
 	missing := "proj_" + strings.Repeat("0", 26)
 	code, _, errOut = runCommand(t, "apikey", "create", "--project", missing, "--database-url", db)
 	require.Equal(t, 1, code)

@@ -14,6 +14,8 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/models/dbtest"
 	"github.com/deskforge/deskforge/workflows/ghsim"
 )
 
@@ -125,5 +127,38 @@ func TestServeDemoBuildsEndToEnd(t *testing.T) {
 	require.NoError(t, d.stop())
 	for _, line := range strings.Split(strings.TrimSpace(d.logs.String()), "\n") {
 		require.Contains(t, line, `"github":"SIMULATED"`, "every log line says GitHub is simulated: %s", line)
+	}
+}
+
+// TestDemoKeyRotationSparesOtherDemos: two demos on one database (a shared
+// PostgreSQL) each keep their key; a restart of one demo revokes only the
+// key its previous start printed.
+func TestDemoKeyRotationSparesOtherDemos(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			store := models.NewStore(dbtest.Open(t, dialect))
+			demoA, demoB := demoKeyName("http://127.0.0.1:8080"), demoKeyName("http://127.0.0.1:8081")
+			require.NotEqual(t, demoA, demoB)
+			require.True(t, strings.HasPrefix(demoA, "demo admin ("))
+
+			keyA1, err := rotateDemoKey(ctx, store, demoA)
+			require.NoError(t, err)
+			keyB, err := rotateDemoKey(ctx, store, demoB)
+			require.NoError(t, err)
+			_, err = store.AuthenticateAPIKey(ctx, keyA1)
+			require.NoError(t, err, "demo B's start leaves demo A's key alone")
+
+			keyA2, err := rotateDemoKey(ctx, store, demoA) // demo A restarts
+			require.NoError(t, err)
+			_, err = store.AuthenticateAPIKey(ctx, keyA1)
+			require.ErrorIs(t, err, models.ErrNotFound, "demo A's previous key (its plaintext is gone) is revoked")
+			for _, key := range []string{keyA2, keyB} {
+				_, err = store.AuthenticateAPIKey(ctx, key)
+				require.NoError(t, err)
+			}
+		})
 	}
 }
