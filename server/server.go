@@ -62,6 +62,8 @@ type Options struct {
 	// CORSOrigins are the browser origins (scheme://host[:port], or "*")
 	// allowed to call the API; empty: no CORS headers, preflights refused.
 	CORSOrigins []string
+	// Requests observes every answered request (metrics); nil: none.
+	Requests RequestObserver
 }
 
 // DefaultKeyCacheTTL is the default of Options.KeyCacheTTL.
@@ -82,6 +84,7 @@ type Server struct {
 	events        *eventStreams
 	limiter       *rateLimiter
 	corsOrigins   []string
+	requests      RequestObserver
 }
 
 // New returns a Server with every route registered.
@@ -95,6 +98,7 @@ func New(opts Options) *Server {
 		log:           opts.Log,
 		maxBodyBytes:  opts.MaxBodyBytes,
 		corsOrigins:   opts.CORSOrigins,
+		requests:      opts.Requests,
 	}
 	if s.publicURL == "" {
 		s.publicURL = "http://localhost:8080"
@@ -131,6 +135,9 @@ func (s *Server) routes() *gin.Engine {
 	r.RedirectTrailingSlash = false
 	r.ContextWithFallback = true
 	r.Use(s.requestID, s.accessLog, s.recoverPanic)
+	if s.requests != nil {
+		r.Use(s.observeRequests)
+	}
 	if len(s.corsOrigins) > 0 {
 		r.Use(s.cors)
 	}

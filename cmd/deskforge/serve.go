@@ -65,20 +65,25 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 	db.Outbox().SetRenderer(server.EventRenderer(cfg.PublicURL))
 	store := models.NewStore(db)
 
+	obs, err := startMetrics(ctx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	defer obs.Close()
 	var (
 		forge     workflows.Forge
 		demo      *demoEnv
 		forgeHost = workflows.ForgeHostOf(cfg.GitHubAPIURL)
 	)
 	if cfg.Demo {
-		demo, forge, err = startDemo(ctx, &cfg, log)
+		demo, forge, err = startDemo(ctx, &cfg, log, obs.transport())
 		if err != nil {
 			return err
 		}
 		defer demo.Close()
 		forgeHost = demo.ForgeHost(cfg.Listen)
 	} else {
-		forge, err = buildForge(ctx, cfg, log)
+		forge, err = buildForge(ctx, cfg, log, obs.transport())
 		if err != nil {
 			return err
 		}
@@ -109,6 +114,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		StepPollInterval:    cfg.StepPollInterval,
 		StepPollsPerMinute:  cfg.StepPollsPerMinute,
 		DownloadMode:        cfg.DownloadMode,
+		Observer:            obs.builds(),
 	})
 	workers := river.NewWorkers()
 	engine.RegisterWorkers(workers)
@@ -137,6 +143,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		Log:           log,
 		RateLimits:    cfg.rateLimits(),
 		CORSOrigins:   cfg.CORSOrigins,
+		Requests:      obs.requests(),
 	})
 	httpServer := &http.Server{
 		Handler:           api.Handler(),
@@ -198,10 +205,13 @@ func stopJobs(jobs *river.Client[*sql.Tx], log *slog.Logger) {
 // buildForge returns the GitHub client cfg describes (a token, or a GitHub
 // App installation), on GitHub.com or the GitHub Enterprise Server at
 // DESKFORGE_GITHUB_API_URL.
-func buildForge(ctx context.Context, cfg Config, log *slog.Logger) (workflows.Forge, error) {
+func buildForge(ctx context.Context, cfg Config, log *slog.Logger, transport func(http.RoundTripper) http.RoundTripper) (workflows.Forge, error) {
 	opts, err := forgeOptions(cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	if transport != nil {
+		opts.HTTPClient = &http.Client{Transport: transport(nil)}
 	}
 	client, err := github.New(ctx, opts)
 	if err != nil {
@@ -232,7 +242,7 @@ func forgeOptions(cfg Config, log *slog.Logger) (github.Options, error) {
 // startDemo starts demo mode's in-process GitHub simulator (demo.go), points
 // cfg at it (builder repository, webhook secret) and returns it with a forge
 // talking to it.
-func startDemo(ctx context.Context, cfg *Config, log *slog.Logger) (*demoEnv, workflows.Forge, error) {
+func startDemo(ctx context.Context, cfg *Config, log *slog.Logger, transport func(http.RoundTripper) http.RoundTripper) (*demoEnv, workflows.Forge, error) {
 	d, err := startDemoSim(ctx, cfg.SimFaults, cfg.demoTiming, log)
 	if err != nil {
 		return nil, nil, err
@@ -240,6 +250,13 @@ func startDemo(ctx context.Context, cfg *Config, log *slog.Logger) (*demoEnv, wo
 	cfg.BuilderRepo = d.BuilderRepo()
 	cfg.GitHubWebhookSecret = d.WebhookSecret()
 	opts := d.ForgeOptions()
+	if transport != nil {
+		base := http.DefaultTransport
+		if opts.HTTPClient != nil && opts.HTTPClient.Transport != nil {
+			base = opts.HTTPClient.Transport
+		}
+		opts.HTTPClient = &http.Client{Transport: transport(base)}
+	}
 	opts.WritesPerMinute = cfg.DispatchesPerMinute
 	opts.Logger = log
 	forge, err := github.New(ctx, opts)
