@@ -218,15 +218,14 @@ func setIf(q url.Values, key, value string) {
 	}
 }
 
-// newRequest builds an authenticated request for path (with query q).
+// newRequest builds an authenticated request for path (already escaped,
+// with query q).
 func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body io.Reader) (*http.Request, error) {
-	u := *c.base
-	u.Path = strings.TrimSuffix(c.base.Path, "/") + path
-	u.RawPath = ""
+	u := c.base.String() + path
 	if len(q) > 0 {
-		u.RawQuery = q.Encode()
+		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +264,7 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, he
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return readAPIError(resp)
+		return c.readAPIError(resp)
 	}
 	dec := json.NewDecoder(resp.Body)
 	if c.strict {
@@ -281,9 +280,10 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, he
 const maxErrorBody = 64 << 10
 
 // readAPIError turns a non-2xx answer into an *APIError. An answer that is
-// not the error envelope (a proxy's HTML page) keeps the start of its body
-// as the message.
-func readAPIError(resp *http.Response) error {
+// not the error envelope (a proxy's HTML page; in strict mode, an envelope
+// with fields this package does not know) keeps the start of its body as
+// the message, and no code.
+func (c *Client) readAPIError(resp *http.Response) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	e := &APIError{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
 	if ra := resp.Header.Get("Retry-After"); ra != "" {
@@ -292,7 +292,11 @@ func readAPIError(resp *http.Response) error {
 		}
 	}
 	var env errorEnvelope
-	if err := json.Unmarshal(data, &env); err == nil && env.Error.Code != "" {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if c.strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(&env); err == nil && env.Error.Code != "" {
 		e.Code, e.Message, e.Field = env.Error.Code, env.Error.Message, env.Error.Field
 		if env.RequestID != "" {
 			e.RequestID = env.RequestID

@@ -30,6 +30,20 @@ func newClient(t *testing.T, h http.Handler, strict bool) *client.Client {
 	return c
 }
 
+func TestRequestsUnderABasePathWithEscapedIDs(t *testing.T) {
+	t.Parallel()
+	var got []string
+	c := newClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.URL.EscapedPath()+"?"+r.URL.RawQuery)
+		w.Write([]byte(`{"builds":[],"total":0,"nextCursor":null}`))
+	}), false)
+	base, err := client.New(client.Options{BaseURL: c.BaseURL() + "/deskforge/", APIKey: "k"})
+	require.NoError(t, err)
+	_, err = base.ListBuilds(t.Context(), "proj/1", client.BuildFilter{Status: "failed", Limit: 5, Cursor: "build_a"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"/deskforge/projects/proj%2F1/builds?cursor=build_a&limit=5&status=failed"}, got)
+}
+
 func TestNewRefusesARelativeURL(t *testing.T) {
 	t.Parallel()
 	for _, u := range []string{"", "localhost:8080", "ftp://x", "/builds"} {
@@ -83,6 +97,15 @@ func TestStrictRefusesUnknownFields(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(body)) })
 	_, err := newClient(t, h, true).GetBuild(t.Context(), "build_x")
 	require.ErrorContains(t, err, `unknown field "surprise"`)
+	envelope := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"error":{"code":"not_found","message":"no","hint":"x"},"requestId":"req_1"}`))
+	})
+	_, err = newClient(t, envelope, true).GetBuild(t.Context(), "build_x")
+	var ae *client.APIError
+	require.ErrorAs(t, err, &ae)
+	require.Empty(t, ae.Code, "an envelope with an unknown field is not taken for the envelope")
+	require.Contains(t, ae.Message, `"hint":"x"`)
 	b, err := newClient(t, h, false).GetBuild(t.Context(), "build_x")
 	require.NoError(t, err)
 	require.Equal(t, time.Date(2024, 1, 20, 10, 0, 0, 0, time.UTC), b.CreatedAt)

@@ -71,7 +71,7 @@ func (c *Client) OpenArtifact(ctx context.Context, id string, offset int64) (*Ar
 		return &Artifact{Body: io.NopCloser(strings.NewReader("")), Offset: offset, Size: size}, nil
 	default:
 		defer resp.Body.Close()
-		return nil, fmt.Errorf("download build %s: %w", id, readAPIError(resp))
+		return nil, fmt.Errorf("download build %s: %w", id, c.readAPIError(resp))
 	}
 	if _, params, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition")); err == nil {
 		a.Name = params["filename"]

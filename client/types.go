@@ -44,7 +44,7 @@ type Build struct {
 	Error *BuildError `json:"error,omitempty"`
 	// Progress is the step the job is at while the build runs; nil when
 	// unknown (and from servers that do not report it).
-	Progress *Progress `json:"progress,omitempty"`
+	Progress *Progress `json:"progress"`
 }
 
 // BuildError is why a build failed.

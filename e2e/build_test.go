@@ -64,7 +64,7 @@ func TestSuccessPath(t *testing.T) {
 				require.NotNil(t, b.Duration)
 				require.Equal(t, int64(completed.Sub(started)/time.Second), *b.Duration)
 
-				name := templates.AssetName("My App", "1.2.0", "mac", "arm64")
+				name := templates.ProjectAssetName(h.project.ID, "My App", "1.2.0", "mac", "arm64")
 				require.Equal(t, "http://deskforge.test/builds/"+b.ID+"/artifacts/"+name, *b.ArtifactURL)
 				want := ghsim.AssetBytes(name)
 				require.Equal(t, int64(len(want)), *b.ArtifactSize)
@@ -236,7 +236,7 @@ func TestFaults(t *testing.T) {
 			final := h.waitTerminal(180*time.Second, all...)
 			for id, v := range ids {
 				b := final[id]
-				want, reason := expectedOutcome(v)
+				want, reason := expectedOutcome(h.project.ID, v)
 				require.Equal(t, want, b.Status, "version %s", v)
 				row, err := h.store.GetBuild(h.ctx, id)
 				require.NoError(t, err)
@@ -256,12 +256,12 @@ func TestFaults(t *testing.T) {
 }
 
 // expectedOutcome is what a version's scenario dictates.
-func expectedOutcome(version string) (status, reason string) {
+func expectedOutcome(projectID, version string) (status, reason string) {
 	switch {
 	case strings.Contains(version, "-fail"):
 		return "failed", `step "Build installer" failed`
 	case strings.Contains(version, "-noasset"):
-		return "failed", "workflow succeeded but uploaded no artifact named my-app-" + version + "-linux-x64.AppImage"
+		return "failed", "workflow succeeded but uploaded no artifact named " + templates.ProjectAssetName(projectID, "My App", version, "linux", "x64")
 	case strings.Contains(version, "-hang"):
 		return "failed", "stayed queued"
 	}

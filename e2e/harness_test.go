@@ -65,6 +65,16 @@ type config struct {
 	// staleAfter and reconcileEvery pace the reconciler (defaults 250ms
 	// and 100ms).
 	staleAfter, reconcileEvery time.Duration
+	// logWait is the engine's LogWaitTimeout (default 5s); maxBuild its
+	// MaxBuildDuration (default the engine's).
+	logWait, maxBuild time.Duration
+	// secondaryWait and maxSecondaryWait are the GitHub client's waits
+	// after a secondary limit without Retry-After (defaults 1 and 16 min).
+	secondaryWait, maxSecondaryWait time.Duration
+	// timing paces simulated runs (default ghsim.FastTiming); stepPoll is
+	// the engine's StepPollInterval (default 8s).
+	timing   *ghsim.Timing
+	stepPoll time.Duration
 }
 
 // harness is one DeskForge server (restartable) on one database, and one
@@ -154,6 +164,9 @@ func newHarness(t *testing.T, cfg config) *harness {
 
 	timing := ghsim.FastTiming()
 	timing.TickInterval = 5 * time.Millisecond
+	if cfg.timing != nil {
+		timing = *cfg.timing
+	}
 	faults := cfg.faults
 	if faults.Reorder > 0 && faults.ReorderDelay == 0 {
 		faults.ReorderDelay = 40 * time.Millisecond
@@ -205,13 +218,15 @@ func (h *harness) start() {
 	n := &node{}
 	var err error
 	n.gh, err = ghclient.New(h.ctx, ghclient.Options{
-		BaseURL:         h.sim.BaseURL() + "/",
-		Token:           githubToken,
-		HTTPClient:      h.simSrv.Client(),
-		WritesPerMinute: 600000,
-		WriteBurst:      10000,
-		WritesPerHour:   100_000_000, // the simulator has no hourly budget
-		Logger:          testLogger(),
+		BaseURL:               h.sim.BaseURL() + "/",
+		Token:                 githubToken,
+		HTTPClient:            h.simSrv.Client(),
+		WritesPerMinute:       600000,
+		WriteBurst:            10000,
+		WritesPerHour:         100_000_000, // the simulator has no hourly budget unless told
+		SecondaryLimitWait:    h.cfg.secondaryWait,
+		MaxSecondaryLimitWait: h.cfg.maxSecondaryWait,
+		Logger:                testLogger(),
 	})
 	require.NoError(h.t, err)
 	maxQueue := cmpOr(h.cfg.maxQueue, time.Minute)
@@ -222,12 +237,14 @@ func (h *harness) start() {
 		StaleAfter:        cmpOr(h.cfg.staleAfter, 250*time.Millisecond),
 		NoRunTimeout:      cmpOr(h.cfg.noRun, 20*time.Second),
 		MaxQueueDuration:  maxQueue,
-		LogWaitTimeout:    5 * time.Second,
+		LogWaitTimeout:    cmpOr(h.cfg.logWait, 5*time.Second),
+		MaxBuildDuration:  h.cfg.maxBuild,
 		PollDelay:         50 * time.Millisecond,
 		DispatchSettle:    200 * time.Millisecond,
 		RetryDelay:        50 * time.Millisecond,
 		MaxRetryDelay:     400 * time.Millisecond,
 		HTTPClient:        h.simSrv.Client(),
+		StepPollInterval:  h.cfg.stepPoll,
 	})
 	workers := river.NewWorkers()
 	n.engine.RegisterWorkers(workers)
@@ -239,6 +256,9 @@ func (h *harness) start() {
 		FetchPollInterval: 50 * time.Millisecond,
 		Logger:            testLogger(),
 		TestOnly:          true,
+		// As serve configures River.
+		JobTimeout:           workflows.JobTimeout,
+		RescueStuckJobsAfter: workflows.RescueStuckJobsAfter,
 	})
 	require.NoError(h.t, err)
 	n.engine.SetInserter(n.river)

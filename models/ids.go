@@ -33,3 +33,19 @@ func IDAt(prefix string, t time.Time) string {
 	}
 	return prefix + "_" + strings.ToLower(id.String())
 }
+
+// IsID reports whether s has the shape of an id NewID(prefix) returns:
+// prefix, "_" and 26 lowercase base-32 characters. Callers check ids from
+// outside with it before they reach the database.
+func IsID(prefix, s string) bool {
+	rest, ok := strings.CutPrefix(s, prefix+"_")
+	if !ok || len(rest) != 26 {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; (c < '0' || c > '9') && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	return true
+}

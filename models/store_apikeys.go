@@ -54,6 +54,9 @@ func (s *Store) CreateAPIKey(ctx context.Context, p NewAPIKeyParams) (APIKey, st
 		if p.ProjectID == "" {
 			return APIKey{}, "", Invalid("projectId", "a project key needs projectId (proj_…)")
 		}
+		if !IsID("proj", p.ProjectID) {
+			return APIKey{}, "", Invalid("projectId", "projectId must be a project id: proj_ and 26 lowercase letters and digits")
+		}
 		if _, err := s.GetProject(ctx, p.ProjectID); err != nil {
 			if errors.Is(err, ErrNotFound) {
 				return APIKey{}, "", Invalid("projectId", "project %s does not exist", p.ProjectID)

@@ -31,19 +31,21 @@ func (s *Store) GetBuild(ctx context.Context, id string) (Build, error) {
 }
 
 // apiColumns are the columns of a build that the API shows.
-const apiColumns = "id, project_id, version, platform, arch, status, retry_of, created_at, started_at, completed_at, COALESCE(artifact_name, ''), artifact_size, progress_step, progress_steps, progress_name, log_seq"
+const apiColumns = "id, project_id, version, platform, arch, status, retry_of, created_at, started_at, completed_at, COALESCE(artifact_name, ''), artifact_size, progress_step, progress_steps, progress_name, log_seq, " +
+	"COALESCE(failure_reason, ''), COALESCE(error_code, ''), COALESCE(error_step, '')"
 
 // scanAPIColumns scans a row of apiColumns into b.
 func scanAPIColumns(row interface{ Scan(dest ...any) error }, b *Build) error {
 	return row.Scan(&b.ID, &b.ProjectID, &b.Version, &b.Platform, &b.Arch, &b.Status, &b.RetryOf,
 		&b.CreatedAt, &b.StartedAt, &b.CompletedAt, &b.ArtifactName, &b.ArtifactSize,
-		&b.ProgressStep, &b.ProgressSteps, &b.ProgressName, &b.LogSeq)
+		&b.ProgressStep, &b.ProgressSteps, &b.ProgressName, &b.LogSeq,
+		&b.FailureReason, &b.ErrorCode, &b.ErrorStep)
 }
 
 // GetBuildSummary reads the API's view of a build: only ID, ProjectID,
 // Version, Platform, Arch, Status, RetryOf, CreatedAt, StartedAt,
-// CompletedAt, ArtifactName, ArtifactSize, the Progress fields and LogSeq
-// are set. It is GET
+// CompletedAt, ArtifactName, ArtifactSize, the Progress fields, LogSeq,
+// FailureReason, ErrorCode and ErrorStep are set. It is GET
 // /builds/:id's hot path, one small query without GORM's reflection.
 // ErrNotFound when the build does not exist.
 func (s *Store) GetBuildSummary(ctx context.Context, id string) (Build, error) {

@@ -175,3 +175,42 @@ func (s *Store) PutSetting(ctx context.Context, key, value string, now time.Time
 	}
 	return nil
 }
+
+// SupersedeBuildsTx marks the earlier successful builds whose artifact b's
+// upload replaced (same asset name on the same repository and GitHub
+// server, another asset) as superseded by b, and returns their ids.
+func SupersedeBuildsTx(ctx context.Context, tx *gorm.DB, b Build, now time.Time) ([]string, error) {
+	var ids []string
+	q := tx.WithContext(ctx).Model(&Build{}).
+		Where("artifact_name = ? AND LOWER(repository) = LOWER(?) AND forge_host IN (?, '') AND id <> ? AND status = ? AND superseded_by IS NULL",
+			b.AssetName, b.Repository, b.ForgeHost, b.ID, StatusSuccess)
+	if err := q.Pluck("id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("find builds superseded by %s: %w", b.ID, err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	err := tx.WithContext(ctx).Model(&Build{}).Where("id IN ?", ids).
+		Updates(map[string]any{"superseded_by": b.ID, "updated_at": now.UTC()}).Error
+	if err != nil {
+		return nil, fmt.Errorf("mark builds superseded by %s: %w", b.ID, err)
+	}
+	return ids, nil
+}
+
+// LaterBuildOfAsset returns the newest build created after b with b's asset
+// name on b's repository (a rebuild whose upload replaces b's asset), or
+// ErrNotFound.
+func (s *Store) LaterBuildOfAsset(ctx context.Context, b Build) (string, error) {
+	var ids []string
+	err := s.Gorm(ctx).Model(&Build{}).
+		Where("asset_name = ? AND LOWER(repository) = LOWER(?) AND id > ? AND status <> ?", b.AssetName, b.Repository, b.ID, StatusCancelled).
+		Order("id DESC").Limit(1).Pluck("id", &ids).Error
+	if err != nil {
+		return "", fmt.Errorf("find a later build of asset %s: %w", b.AssetName, err)
+	}
+	if len(ids) == 0 {
+		return "", fmt.Errorf("later build of asset %s: %w", b.AssetName, ErrNotFound)
+	}
+	return ids[0], nil
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/Masterminds/semver/v3"
 	"gorm.io/gorm"
@@ -36,7 +37,6 @@ var (
 	appIDRe      = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z0-9][A-Za-z0-9-]*)+$`)
 	repositoryRe = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$`)
 	workflowRe   = regexp.MustCompile(`^[A-Za-z0-9._-]+\.ya?ml$`)
-	refRe        = regexp.MustCompile(`^[^\s~^:?*\[\\]+$`)
 )
 
 // PlatformList returns the project's platforms in canonical order.
@@ -128,6 +128,10 @@ func ValidateProject(p *Project) error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return Invalid("url", "url must be an absolute http or https URL, e.g. https://example.com")
 		}
+		if u.User != nil {
+			// Not echoed back: the message must not repeat a password.
+			return Invalid("url", "url must not hold a user name or password (user:password@host): the app's users would all see it")
+		}
 	}
 	if p.Version != "" {
 		if err := CheckVersion("version", p.Version); err != nil {
@@ -140,20 +144,23 @@ func ValidateProject(p *Project) error {
 	if _, err := JoinPlatforms(p.PlatformList()); err != nil {
 		return err
 	}
-	if p.WindowWidth < MinWindowSize || p.WindowWidth > MaxWindowSize {
-		return Invalid("window.width", "window.width must be between %d and %d", MinWindowSize, MaxWindowSize)
+	if err := CheckWindowSize("window.width", p.WindowWidth); err != nil {
+		return err
 	}
-	if p.WindowHeight < MinWindowSize || p.WindowHeight > MaxWindowSize {
-		return Invalid("window.height", "window.height must be between %d and %d", MinWindowSize, MaxWindowSize)
+	if err := CheckWindowSize("window.height", p.WindowHeight); err != nil {
+		return err
 	}
-	if p.Repository != "" && !repositoryRe.MatchString(p.Repository) {
-		return Invalid("repository", "repository must be owner/name, e.g. acme/my-app")
+	if p.Repository != "" {
+		_, name, _ := strings.Cut(p.Repository, "/")
+		if !repositoryRe.MatchString(p.Repository) || name == "." || name == ".." {
+			return Invalid("repository", "repository must be owner/name, e.g. acme/my-app")
+		}
 	}
 	if p.Workflow != "" && (len(p.Workflow) > 200 || !workflowRe.MatchString(p.Workflow)) {
 		return Invalid("workflow", "workflow must be a workflow file name ending in .yml or .yaml, e.g. deskforge.yml")
 	}
-	if p.Ref != "" && (len(p.Ref) > 255 || !refRe.MatchString(p.Ref)) {
-		return Invalid("ref", "ref must be a branch or tag name, e.g. main")
+	if p.Ref != "" && (len(p.Ref) > 255 || !IsRefName(p.Ref)) {
+		return Invalid("ref", "ref must be a branch or tag name as git check-ref-format allows, e.g. main or release/1.x")
 	}
 	if p.Repository == "" && (p.Workflow != "" || p.Ref != "") {
 		field := "workflow"
@@ -163,6 +170,40 @@ func ValidateProject(p *Project) error {
 		return Invalid(field, "%s applies only to a project with its own repository; web apps use the server's builder repository", field)
 	}
 	return nil
+}
+
+// CheckWindowSize checks a window dimension (MinWindowSize to
+// MaxWindowSize); field names it in the error. An explicit 0 is refused
+// like any other value out of range: only an absent size takes the default.
+func CheckWindowSize(field string, v int) error {
+	if v < MinWindowSize || v > MaxWindowSize {
+		return Invalid(field, "%s must be between %d and %d", field, MinWindowSize, MaxWindowSize)
+	}
+	return nil
+}
+
+// IsRefName reports whether ref is a branch or tag name by the rules of
+// git check-ref-format --allow-onelevel: no component starting with "." or
+// ending in ".lock", no "..", "@{", "//", control characters, space, ~ ^ :
+// ? * [ or backslash, not "@", not starting or ending with "/" nor ending
+// with ".". It must also be valid UTF-8 (the databases store text).
+func IsRefName(ref string) bool {
+	if ref == "" || ref == "@" || !utf8.ValidString(ref) ||
+		strings.HasPrefix(ref, "/") || strings.HasSuffix(ref, "/") || strings.HasSuffix(ref, ".") ||
+		strings.Contains(ref, "..") || strings.Contains(ref, "@{") || strings.Contains(ref, "//") {
+		return false
+	}
+	for _, r := range ref {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(" ~^:?*[\\", r) {
+			return false
+		}
+	}
+	for _, component := range strings.Split(ref, "/") {
+		if strings.HasPrefix(component, ".") || strings.HasSuffix(component, ".lock") {
+			return false
+		}
+	}
+	return true
 }
 
 // CheckVersion checks that v is a semantic version 2.0 without a leading "v"
@@ -180,6 +221,9 @@ func CheckVersion(field, v string) error {
 func checkText(field, s string, max int) error {
 	if len(s) > max {
 		return Invalid(field, "%s must be at most %d characters", field, max)
+	}
+	if !utf8.ValidString(s) {
+		return Invalid(field, "%s must be valid UTF-8", field)
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 	"gorm.io/gorm"
 )
 
@@ -71,6 +70,11 @@ type EventDelivery struct {
 	CreatedAt     time.Time
 }
 
+// WebhookQueue is the River queue of delivery jobs: a queue of their own,
+// so that slow receivers (up to 10 s an attempt) never hold the workers
+// the build engine needs.
+const WebhookQueue = "webhooks"
+
 // MaxDeliveryAttempts bounds the River attempts of a delivery job; the
 // delivery worker gives up earlier, when its retry schedule ends.
 const MaxDeliveryAttempts = 25
@@ -86,7 +90,7 @@ func (DeliverWebhookArgs) Kind() string { return "deliver_webhook" }
 
 // jobInserter inserts River jobs inside a transaction; *river.Client is one.
 type jobInserter interface {
-	InsertManyTx(ctx context.Context, tx *sql.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+	InsertManyFastTx(ctx context.Context, tx *sql.Tx, params []river.InsertManyParams) (int, error)
 }
 
 // inserter returns the River client that inserts delivery jobs: an
@@ -173,10 +177,12 @@ func (o *Outbox) insertDeliveryJobsTx(ctx context.Context, tx *gorm.DB, deliveri
 	for i, d := range deliveries {
 		params[i] = river.InsertManyParams{
 			Args:       DeliverWebhookArgs{DeliveryID: d.ID},
-			InsertOpts: &river.InsertOpts{MaxAttempts: MaxDeliveryAttempts},
+			InsertOpts: &river.InsertOpts{MaxAttempts: MaxDeliveryAttempts, Queue: WebhookQueue},
 		}
 	}
-	if _, err := jobs.InsertManyTx(ctx, SQLTx(tx), params); err != nil {
+	// The fast path: one multi-row insert, no per-job results (COPY on
+	// PostgreSQL).
+	if _, err := jobs.InsertManyFastTx(ctx, SQLTx(tx), params); err != nil {
 		return fmt.Errorf("insert webhook delivery jobs: %w", err)
 	}
 	return nil

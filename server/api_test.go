@@ -127,6 +127,7 @@ func TestAPITriggerBuildValidation(t *testing.T) {
 			{"EmptyArch", map[string]any{"platform": "linux", "arch": "", "version": "1.0.0"}, 400, "invalid_request", "arch"},
 			{"LeadingV", map[string]any{"platform": "linux", "version": "v1.0.0"}, 400, "invalid_request", "version"},
 			{"TwoComponents", map[string]any{"platform": "linux", "version": "1.0"}, 400, "invalid_request", "version"},
+			{"BuildMetadata", map[string]any{"platform": "linux", "version": "2.0.0-rc.1+build.5"}, 400, "invalid_request", "version"},
 			{"EmptyVersion", map[string]any{"platform": "linux", "version": ""}, 400, "invalid_request", "version"},
 			{"NoVersionAnywhere", map[string]any{"platform": "linux"}, 400, "invalid_request", "version"},
 			{"UnknownField", map[string]any{"platform": "linux", "version": "1.0.0", "color": "red"}, 400, "invalid_request", "color"},
@@ -165,9 +166,9 @@ func TestAPITriggerBuildValidation(t *testing.T) {
 		v := r.json(t)
 		require.Equal(t, "x64", v["arch"])
 		require.Equal(t, "1.0.0", v["version"])
-		r = b.do(t, http.MethodPost, path, b.keyB, map[string]any{"platform": "linux", "arch": "arm64", "version": "2.0.0-rc.1+build.5"})
+		r = b.do(t, http.MethodPost, path, b.keyB, map[string]any{"platform": "linux", "arch": "arm64", "version": "2.0.0-rc.1.build.5"})
 		require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
-		require.Equal(t, "2.0.0-rc.1+build.5", r.json(t)["version"])
+		require.Equal(t, "2.0.0-rc.1.build.5", r.json(t)["version"])
 		require.Equal(t, int64(2), b.count(t, "river_job"))
 	})
 }

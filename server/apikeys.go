@@ -54,7 +54,12 @@ type createAPIKeyRequest struct {
 }
 
 func (s *Server) listAPIKeys(c *gin.Context) {
-	keys, err := s.store.ListAPIKeys(c.Request.Context(), c.Query("projectId"))
+	projectID := c.Query("projectId")
+	if projectID != "" && !models.IsID("proj", projectID) {
+		s.renderError(c, invalid("projectId", "projectId must be a project id: proj_ and 26 lowercase letters and digits"))
+		return
+	}
+	keys, err := s.store.ListAPIKeys(c.Request.Context(), projectID)
 	if err != nil {
 		s.renderError(c, err)
 		return

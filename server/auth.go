@@ -22,8 +22,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	scheme, key, ok := strings.Cut(header, " ")
 	if header == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
 		c.Header("WWW-Authenticate", `Bearer realm="deskforge"`)
-		s.renderError(c, &apiError{http.StatusUnauthorized, codeUnauthorized,
-			"missing API key: send the header Authorization: Bearer df_…", ""})
+		s.renderError(c, &apiError{http.StatusUnauthorized, codeUnauthorized, authHeaderProblem(header), ""})
 		return
 	}
 	k, err := s.keys.authenticate(c.Request.Context(), s.store, strings.TrimSpace(key))
@@ -39,6 +38,23 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	c.Set(ctxCaller, k)
 	c.Next()
+}
+
+// authHeaderProblem says what is wrong with an Authorization header that
+// does not carry "Bearer <key>". It never repeats the header (it may hold
+// a key).
+func authHeaderProblem(header string) string {
+	const want = "send the header Authorization: Bearer df_…"
+	scheme, _, _ := strings.Cut(strings.TrimSpace(header), " ")
+	switch {
+	case header == "":
+		return "missing API key: " + want
+	case strings.HasPrefix(header, models.APIKeyPrefix):
+		return "malformed Authorization header: the key needs the Bearer scheme in front of it; " + want
+	case !strings.EqualFold(scheme, "Bearer"):
+		return "malformed Authorization header: only the Bearer scheme is accepted; " + want
+	}
+	return "malformed Authorization header: Bearer is not followed by a key; " + want
 }
 
 // keyCache remembers authenticated keys for a short time so that a request

@@ -9,14 +9,16 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 )
 
 // decodeJSON reads the request body as one JSON object into v, strictly:
-// unknown fields, wrong types, malformed JSON, anything but an object and
-// trailing data are *models.FieldError naming the field; a body over the
-// limit is *http.MaxBytesError.
+// unknown fields, duplicate fields, strings that are not valid UTF-8 or
+// hold NUL characters, wrong types, malformed JSON, anything but an object
+// and trailing data are *models.FieldError naming the field; a body over
+// the limit is *http.MaxBytesError.
 func decodeJSON(c *gin.Context, v any) error {
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
@@ -33,6 +35,9 @@ func decodeJSON(c *gin.Context, v any) error {
 	if trimmed[0] != '{' {
 		return invalid("body", "the request body must be a JSON object")
 	}
+	if err := checkJSONText(trimmed); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -45,6 +50,86 @@ func decodeJSON(c *gin.Context, v any) error {
 		return invalid("body", "the request body must hold exactly one JSON object")
 	}
 	return nil
+}
+
+// jsonFrame is an object or array being walked by checkJSONText.
+type jsonFrame struct {
+	object  bool
+	wantKey bool            // object: the next string token is a key
+	key     string          // object: the key of the value being read
+	keys    map[string]bool // object: the keys seen
+}
+
+// checkJSONText walks a JSON document token by token and refuses what
+// encoding/json lets through silently: a key given twice (the last one
+// would win), a string that is not valid UTF-8 (it would be changed to
+// U+FFFD) and a NUL character (the databases refuse it). The error names
+// the field ("window.width"; an array's items are named by the array).
+// Malformed JSON is left to the decoding that follows, which explains it.
+func checkJSONText(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var stack []*jsonFrame
+	field := func() string {
+		var parts []string
+		for _, f := range stack {
+			if f.object && f.key != "" {
+				parts = append(parts, f.key)
+			}
+		}
+		if len(parts) == 0 {
+			return "body"
+		}
+		return strings.Join(parts, ".")
+	}
+	var prev int64
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // io.EOF, or malformed JSON: reported by the decoding
+		}
+		raw := body[prev:dec.InputOffset()]
+		prev = dec.InputOffset()
+		var top *jsonFrame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		isKey := top != nil && top.object && top.wantKey
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				if top != nil && top.object {
+					top.wantKey = true // after this value, a key
+				}
+				stack = append(stack, &jsonFrame{object: t == '{', wantKey: true, keys: map[string]bool{}})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		case string:
+			if isKey {
+				top.key = t
+			}
+			name := field()
+			switch {
+			case !utf8.Valid(raw):
+				return invalid(name, "%s is not valid UTF-8", name)
+			case strings.ContainsRune(t, 0):
+				return invalid(name, "%s must not contain NUL characters (\\u0000)", name)
+			}
+			if isKey {
+				if top.keys[t] {
+					return invalid(name, "%s is given twice; give each field once", name)
+				}
+				top.keys[t], top.wantKey = true, false
+				continue
+			}
+		}
+		if top != nil && top.object {
+			top.wantKey = true
+		}
+	}
 }
 
 // jsonError explains a decoding error, naming the field when there is one.

@@ -83,8 +83,7 @@ func (s *Server) downloadArtifact(c *gin.Context) {
 // and Range support. 409 not_ready before the build succeeded.
 func (s *Server) serveArtifact(c *gin.Context, b models.Build) {
 	if b.Status != models.StatusSuccess {
-		s.renderError(c, &apiError{http.StatusConflict, codeNotReady,
-			"build " + b.ID + " is " + b.Status + "; its artifact can be downloaded once it has succeeded", ""})
+		s.renderError(c, &apiError{http.StatusConflict, codeNotReady, notReadyMessage(b), ""})
 		return
 	}
 	if s.engine.Options().DownloadMode != workflows.DownloadProxy {
@@ -103,6 +102,18 @@ func (s *Server) serveArtifact(c *gin.Context, b models.Build) {
 		return
 	}
 	s.proxyArtifact(c, b)
+}
+
+// notReadyMessage says why a build that has not succeeded has no artifact
+// to download.
+func notReadyMessage(b models.Build) string {
+	switch b.Status {
+	case models.StatusFailed:
+		return "build " + b.ID + " failed and has no artifact; its error and log say why (retry it with POST /builds/" + b.ID + "/retry)"
+	case models.StatusCancelled:
+		return "build " + b.ID + " was cancelled and has no artifact"
+	}
+	return "build " + b.ID + " is " + b.Status + "; its artifact can be downloaded once it has succeeded"
 }
 
 // proxyArtifact streams the installer through DeskForge.

@@ -41,11 +41,12 @@ func TestCancelBuild(t *testing.T) {
 			require.Equal(t, "cancelled", body["status"])
 			require.NotNil(t, body["completedAt"])
 
-			// Terminal: 409.
+			// Terminal: 409, saying it is finished and how.
 			r = b.do(t, http.MethodPost, "/builds/"+id+"/cancel", b.keyA, nil)
 			require.Equal(t, http.StatusConflict, r.status)
 			code, _ := r.errorOf(t)
-			require.Equal(t, "conflict", code)
+			require.Equal(t, "build_finished", code)
+			require.Contains(t, r.json(t)["error"].(map[string]any)["message"], "build "+id+" already finished (cancelled)")
 
 			r = b.do(t, http.MethodPost, "/builds/build_01hzzzzzzzzzzzzzzzzzzzzzzz/cancel", b.adminKey, nil)
 			require.Equal(t, http.StatusNotFound, r.status)
@@ -79,6 +80,50 @@ func TestRetryBuild(t *testing.T) {
 	require.Equal(t, int64(2), b.jobs(t, workflows.DispatchBuildArgs{}.Kind()))
 
 	require.Equal(t, http.StatusNotFound, b.do(t, http.MethodPost, "/builds/"+id+"/retry", b.keyB, nil).status)
+}
+
+// TestBuildsOfDeletedProject: the builds a deleted project keeps answer
+// GET, and a retry answers 409 project_deleted instead of a 404 that would
+// say the build does not exist.
+func TestBuildsOfDeletedProject(t *testing.T) {
+	t.Parallel()
+	b := setupEngineAPI(t, models.DialectSQLite, engineOpts{})
+	id := b.createBuild(t, b.projectA.ID, b.adminKey, map[string]any{"platform": "mac"})
+	require.Equal(t, http.StatusAccepted, b.do(t, http.MethodPost, "/builds/"+id+"/cancel", b.adminKey, nil).status)
+	require.Equal(t, http.StatusNoContent, b.do(t, http.MethodDelete, "/projects/"+b.projectA.ID, b.adminKey, nil).status)
+
+	r := b.do(t, http.MethodGet, "/builds/"+id, b.adminKey, nil)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	require.Equal(t, http.StatusOK, b.do(t, http.MethodGet, "/builds/"+id+"/logs", b.adminKey, nil).status)
+
+	r = b.do(t, http.MethodPost, "/builds/"+id+"/retry", b.adminKey, nil)
+	require.Equal(t, http.StatusConflict, r.status, "%s", r.body)
+	code, _ := r.errorOf(t)
+	require.Equal(t, "project_deleted", code)
+	require.Contains(t, r.json(t)["error"].(map[string]any)["message"], "was deleted")
+}
+
+// TestNotReadySaysWhy: downloading a build that will never have an
+// artifact says so, instead of "once it has succeeded".
+func TestNotReadySaysWhy(t *testing.T) {
+	t.Parallel()
+	b := setupEngineAPI(t, models.DialectSQLite, engineOpts{})
+	tests := []struct {
+		status, want string
+	}{
+		{models.StatusFailed, "failed and has no artifact"},
+		{models.StatusCancelled, "was cancelled and has no artifact"},
+		{models.StatusBuilding, "can be downloaded once it has succeeded"},
+	}
+	for _, tt := range tests {
+		id := b.createBuild(t, b.projectA.ID, b.keyA, map[string]any{"platform": "mac"})
+		require.NoError(t, b.db.Gorm.Model(&models.Build{}).Where("id = ?", id).Update("status", tt.status).Error)
+		r := b.do(t, http.MethodGet, "/builds/"+id+"/download", b.keyA, nil)
+		require.Equal(t, http.StatusConflict, r.status)
+		code, _ := r.errorOf(t)
+		require.Equal(t, "not_ready", code)
+		require.Contains(t, r.json(t)["error"].(map[string]any)["message"], tt.want, tt.status)
+	}
 }
 
 func TestDownloadRedirects(t *testing.T) {

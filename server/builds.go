@@ -1,10 +1,10 @@
 package server
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,8 +29,6 @@ const timeFormat = "2006-01-02T15:04:05Z"
 
 // statuses a build may have, for the status filter.
 var statuses = []string{models.StatusQueued, models.StatusBuilding, models.StatusSuccess, models.StatusFailed, models.StatusCancelled}
-
-var buildIDRe = regexp.MustCompile(`^build_[0-9a-z]{26}$`)
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
 
@@ -62,6 +60,17 @@ type buildResponse struct {
 	RetryOf      *string `json:"retryOf,omitempty"`
 	// Progress is an extension: the job step running, null when unknown.
 	Progress *progressResponse `json:"progress"`
+	// Error says why a failed build failed; null otherwise.
+	Error *buildError `json:"error"`
+}
+
+// buildError is a failed build's error: a stable code (the workflows
+// package's Error* constants), the message (the failure reason, with the
+// first compiler error when the log had one) and the failed step, if known.
+type buildError struct {
+	Code    string  `json:"code"`
+	Message string  `json:"message"`
+	Step    *string `json:"step"`
 }
 
 // progressResponse is a building build's step: step Step of Steps, Name.
@@ -87,6 +96,13 @@ func (s *Server) buildJSON(b models.Build) buildResponse {
 		CompletedAt: formatTimePtr(b.CompletedAt),
 		BuildLog:    s.publicURL + "/builds/" + b.ID + "/logs",
 		RetryOf:     b.RetryOf,
+	}
+	if b.Status == models.StatusFailed {
+		r.Error = &buildError{Code: cmp.Or(b.ErrorCode, "failed"), Message: cmp.Or(b.FailureReason, "the build failed")}
+		if b.ErrorStep != "" {
+			step := b.ErrorStep
+			r.Error.Step = &step
+		}
 	}
 	if b.ProgressSteps > 0 {
 		r.Progress = &progressResponse{Step: b.ProgressStep, Steps: b.ProgressSteps, Name: b.ProgressName}
@@ -277,7 +293,7 @@ func buildFilterFromQuery(c *gin.Context, projectID string) (models.BuildFilter,
 		return f, err
 	}
 	f.Limit = limit
-	if f.Cursor != "" && !buildIDRe.MatchString(f.Cursor) {
+	if f.Cursor != "" && !models.IsID("build", f.Cursor) {
 		return f, invalid("cursor", "cursor must be the nextCursor of a previous page")
 	}
 	if f.Status != "" && !slices.Contains(statuses, f.Status) {

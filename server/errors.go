@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -29,6 +30,7 @@ const (
 	codeGitHubFailed     = "github_unavailable"
 	codeGitHubRefused    = "github_refused"
 	codeGitHubNotFound   = "github_not_found"
+	codeSuperseded       = "artifact_superseded"
 	codeUnavailable      = "unavailable"
 	codeInternal         = "internal"
 )
@@ -60,7 +62,10 @@ type errorDetail struct {
 //   - *models.FieldError / models.ErrInvalid → 400 invalid_request (with field)
 //   - models.ErrNotFound → 404 not_found
 //   - *models.StateError → 409 with its code; models.ErrConflict → 409 conflict
+//   - *workflows.SupersededError → 410 artifact_superseded, naming the build
+//     whose installer replaced this one's
 //   - *models.RateLimitedError → 429 rate_limited with Retry-After
+//   - os.ErrDeadlineExceeded (a body read past its deadline) → 408 request_timeout
 //   - *http.MaxBytesError → 413 payload_too_large
 //   - *workflows.RateLimitError → 503 github_rate_limited with Retry-After
 //   - *workflows.TransientError → 502 github_unavailable
@@ -92,17 +97,20 @@ func (s *Server) classify(c *gin.Context, err error) *apiError {
 		ghLimit  *workflows.RateLimitError
 		ghTrans  *workflows.TransientError
 		ghRefuse *workflows.InvalidError
+		sup      *workflows.SupersededError
 	)
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &sup):
+		return &apiError{http.StatusGone, codeSuperseded, sup.Error(), ""}
 	case errors.As(err, &fe):
 		return &apiError{http.StatusBadRequest, codeInvalidRequest, fe.Message, fe.Field}
 	case errors.Is(err, models.ErrInvalid):
 		return &apiError{http.StatusBadRequest, codeInvalidRequest, err.Error(), ""}
 	case errors.Is(err, models.ErrNotFound):
 		return &apiError{http.StatusNotFound, codeNotFound,
-			fmt.Sprintf("%s does not exist or is not visible to this API key", c.Request.URL.Path), ""}
+			fmt.Sprintf("%s does not exist or is not visible to this API key", clip(c.Request.URL.Path)), ""}
 	case errors.As(err, &se):
 		return &apiError{http.StatusConflict, se.Code, se.Message, ""}
 	case errors.Is(err, models.ErrConflict):
@@ -110,6 +118,9 @@ func (s *Server) classify(c *gin.Context, err error) *apiError {
 	case errors.As(err, &rle):
 		setRetryAfter(c, rle.RetryAfter)
 		return &apiError{http.StatusTooManyRequests, codeRateLimited, rle.Message, ""}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &apiError{http.StatusRequestTimeout, codeRequestTimeout,
+			"the request body did not arrive in time; send it at once, at a steady pace", ""}
 	case errors.As(err, &mbe):
 		return &apiError{http.StatusRequestEntityTooLarge, codeTooLarge,
 			fmt.Sprintf("request body larger than %d bytes", mbe.Limit), ""}
@@ -146,10 +157,10 @@ func invalid(field, format string, args ...any) error {
 
 func (s *Server) noRoute(c *gin.Context) {
 	s.renderError(c, &apiError{http.StatusNotFound, codeNotFound,
-		fmt.Sprintf("no endpoint %s %s", c.Request.Method, c.Request.URL.Path), ""})
+		fmt.Sprintf("no endpoint %s %s", c.Request.Method, clip(c.Request.URL.Path)), ""})
 }
 
 func (s *Server) noMethod(c *gin.Context) {
 	s.renderError(c, &apiError{http.StatusMethodNotAllowed, codeMethodNotAllowed,
-		fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path), ""})
+		fmt.Sprintf("%s is not allowed on %s", c.Request.Method, clip(c.Request.URL.Path)), ""})
 }

@@ -62,7 +62,11 @@ func startAPI(t *testing.T, dialect string, forge workflows.Forge, eo workflows.
 	require.NoError(t, err)
 	engine.SetInserter(client)
 	so.Store, so.Engine, so.PublicURL = store, engine, testPublicURL
-	ts := httptest.NewServer(server.New(so).Handler())
+	// The http.Server the serve command runs: its header limits and
+	// timeouts are part of what the tests check.
+	ts := httptest.NewUnstartedServer(nil)
+	ts.Config = server.New(so).HTTPServer()
+	ts.Start()
 	t.Cleanup(ts.Close)
 
 	b := &apiBundle{ctx: ctx, db: db, store: store, river: client, url: ts.URL, client: ts.Client()}

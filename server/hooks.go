@@ -53,9 +53,16 @@ type hookResponse struct {
 	Secret                  string  `json:"secret,omitempty"`
 }
 
-// HookJSON renders a webhook endpoint in the API's shape, without its secret
-// (also used by the command line).
-func HookJSON(w models.Webhook) any { return hookJSON(w, time.Now()) }
+// HookJSON renders a webhook endpoint in the API's shape (also used by the
+// command line), with its secret when withSecret (it has just been created
+// or rotated: shown once).
+func HookJSON(w models.Webhook, withSecret bool) any {
+	r := hookJSON(w, time.Now())
+	if withSecret {
+		r.Secret = w.Secret
+	}
+	return r
+}
 
 func hookJSON(w models.Webhook, now time.Time) hookResponse {
 	r := hookResponse{

@@ -95,7 +95,7 @@ func startDeliveries(t *testing.T, b *apiBundle, opts hooks.Options) {
 	workers := river.NewWorkers()
 	hooks.New(b.store, opts).RegisterWorkers(workers)
 	client, err := river.NewClient[*sql.Tx](b.db.RiverDriver(), &river.Config{
-		Queues:        map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}},
+		Queues:        map[string]river.QueueConfig{models.WebhookQueue: {MaxWorkers: 4}},
 		Workers:       workers,
 		FetchCooldown: 20 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler),

@@ -2,14 +2,11 @@ package server
 
 import (
 	"net/http"
-	"regexp"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/deskforge/deskforge/models"
 )
-
-var projectIDRe = regexp.MustCompile(`^proj_[0-9a-z]{26}$`)
 
 // projectResponse is a project as the API shows it. Optional strings that
 // are not set are null.
@@ -130,10 +127,18 @@ func (in ProjectInput) Apply(p *models.Project) error {
 		p.Platforms = joined
 	}
 	if w := in.Window; w != nil {
+		// Checked here, not only by ValidateProject: a 0 given here would
+		// otherwise be taken for an absent size and get the default.
 		if w.Width != nil {
+			if err := models.CheckWindowSize("window.width", *w.Width); err != nil {
+				return err
+			}
 			p.WindowWidth = *w.Width
 		}
 		if w.Height != nil {
+			if err := models.CheckWindowSize("window.height", *w.Height); err != nil {
+				return err
+			}
 			p.WindowHeight = *w.Height
 		}
 		if w.Resizable != nil {
@@ -178,7 +183,7 @@ func (s *Server) listProjects(c *gin.Context) {
 		return
 	}
 	f := models.ProjectFilter{Limit: limit, Cursor: c.Query("cursor")}
-	if f.Cursor != "" && !projectIDRe.MatchString(f.Cursor) {
+	if f.Cursor != "" && !models.IsID("proj", f.Cursor) {
 		s.renderError(c, invalid("cursor", "cursor must be the nextCursor of a previous page"))
 		return
 	}

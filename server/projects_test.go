@@ -151,6 +151,18 @@ func TestAPIProjectValidation(t *testing.T) {
 			{"BadRepository", with(with(base, "url", nil), "repository", "not a repo"), "repository"},
 			{"BadWorkflow", with(with(with(base, "url", nil), "repository", "acme/app"), "workflow", "build.sh"), "workflow"},
 			{"BadRef", with(with(with(base, "url", nil), "repository", "acme/app"), "ref", "has space"), "ref"},
+			{"RepositoryDotDot", with(with(base, "url", nil), "repository", "acme/.."), "repository"},
+			{"RepositoryDot", with(with(base, "url", nil), "repository", "acme/."), "repository"},
+			{"RefDotDot", with(with(with(base, "url", nil), "repository", "acme/app"), "ref", "a..b"), "ref"},
+			{"RefReflog", with(with(with(base, "url", nil), "repository", "acme/app"), "ref", "a@{1}"), "ref"},
+			{"RefLock", with(with(with(base, "url", nil), "repository", "acme/app"), "ref", "x.lock"), "ref"},
+			{"RefHiddenComponent", with(with(with(base, "url", nil), "repository", "acme/app"), "ref", "feature/.x"), "ref"},
+			{"RefTrailingSlash", with(with(with(base, "url", nil), "repository", "acme/app"), "ref", "main/"), "ref"},
+			{"RefNUL", with(with(with(base, "url", nil), "repository", "acme/app"), "ref", "main\x00"), "ref"},
+			{"ZeroWindowWidth", with(base, "window", map[string]any{"width": 0}), "window.width"},
+			{"ZeroWindowHeight", with(base, "window", map[string]any{"height": 0}), "window.height"},
+			{"URLWithCredentials", with(base, "url", "https://ada:s3cret@acme.example"), "url"},
+			{"URLWithUser", with(base, "url", "https://ada@acme.example"), "url"},
 			{"WorkflowOnWebApp", with(base, "workflow", "x.yml"), "workflow"},
 			{"UnknownField", with(base, "colour", "red"), "colour"},
 			{"FeatureNotBool", with(base, "features", map[string]any{"tray": "yes"}), "features.tray"},
@@ -162,6 +174,7 @@ func TestAPIProjectValidation(t *testing.T) {
 				code, field := r.errorOf(t)
 				require.Equal(t, "invalid_request", code)
 				require.Equal(t, tt.field, field)
+				require.NotContains(t, string(r.body), "s3cret", "a password is never echoed")
 			})
 		}
 		var n int64

@@ -3,12 +3,14 @@
 package server
 
 import (
+	"cmp"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/deskforge/deskforge/models"
 )
@@ -16,6 +18,17 @@ import (
 // DefaultMaxBodyBytes is the request body limit of the authenticated API
 // (larger bodies answer 413).
 const DefaultMaxBodyBytes = 1 << 20
+
+// Defaults of the request limits in Options. A body must arrive within its
+// read timeout, or the request answers 408 and the connection is closed:
+// slow senders cannot hold connections. The webhook's timeout is longer
+// because its bodies may be 25 MB (GitHub itself waits 10 s for an answer).
+const (
+	DefaultReadHeaderTimeout    = 10 * time.Second
+	DefaultBodyReadTimeout      = 15 * time.Second
+	DefaultWebhookReadTimeout   = 30 * time.Second
+	DefaultWebhookBytesInFlight = 64 << 20
+)
 
 func init() {
 	// Gin's debug mode prints every route at start; DeskForge logs through
@@ -55,6 +68,19 @@ type Options struct {
 	// EventTokenSecret signs the tokens of POST /events/token (default: a
 	// random secret stored in the database, shared by replicas).
 	EventTokenSecret []byte
+	// ReadHeaderTimeout bounds reading a request's headers (the
+	// http.Server of HTTPServer; default DefaultReadHeaderTimeout).
+	ReadHeaderTimeout time.Duration
+	// BodyReadTimeout bounds reading a request body, from the moment the
+	// handler chain starts (default DefaultBodyReadTimeout).
+	BodyReadTimeout time.Duration
+	// WebhookReadTimeout replaces BodyReadTimeout for POST /webhooks/github
+	// (default DefaultWebhookReadTimeout).
+	WebhookReadTimeout time.Duration
+	// WebhookBytesInFlight caps the webhook body bytes held at once across
+	// all deliveries being received (default DefaultWebhookBytesInFlight,
+	// at least MaxWebhookBytes); a delivery that would pass it answers 503.
+	WebhookBytesInFlight int64
 	// RateLimits limits requests per API key (per client address on the
 	// health routes); nil: no limits. `deskforge serve` sets
 	// DefaultReadRate and DefaultWriteRate unless configured.
@@ -82,9 +108,15 @@ type Server struct {
 	maxBodyBytes  int64
 	keys          *keyCache
 	events        *eventStreams
-	limiter       *rateLimiter
-	corsOrigins   []string
-	requests      RequestObserver
+
+	readHeaderTimeout  time.Duration
+	bodyReadTimeout    time.Duration
+	webhookReadTimeout time.Duration
+	// webhookBytes holds the reservations of webhook bodies in flight.
+	webhookBytes *semaphore.Weighted
+	limiter      *rateLimiter
+	corsOrigins  []string
+	requests     RequestObserver
 }
 
 // New returns a Server with every route registered.
@@ -109,6 +141,10 @@ func New(opts Options) *Server {
 	if s.maxBodyBytes <= 0 {
 		s.maxBodyBytes = DefaultMaxBodyBytes
 	}
+	s.readHeaderTimeout = cmp.Or(opts.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	s.bodyReadTimeout = cmp.Or(opts.BodyReadTimeout, DefaultBodyReadTimeout)
+	s.webhookReadTimeout = cmp.Or(opts.WebhookReadTimeout, DefaultWebhookReadTimeout)
+	s.webhookBytes = semaphore.NewWeighted(max(cmp.Or(opts.WebhookBytesInFlight, DefaultWebhookBytesInFlight), MaxWebhookBytes))
 	ttl := opts.KeyCacheTTL
 	if ttl == 0 {
 		ttl = DefaultKeyCacheTTL
@@ -122,6 +158,24 @@ func New(opts Options) *Server {
 
 // Handler returns the server's http.Handler.
 func (s *Server) Handler() http.Handler { return s.router }
+
+// MaxHeaderBytes is the http.Server limit on a request's line and headers.
+// It is larger than what the API accepts (maxURLBytes, maxHeaderBytes) so
+// that the router answers an over-long URL or header 414/431 in the error
+// envelope; past it net/http answers a plain-text 431 itself.
+const MaxHeaderBytes = 2 << 20
+
+// HTTPServer returns an http.Server serving Handler with the server's
+// header limits and timeouts (headers within ReadHeaderTimeout; bodies are
+// bounded by the router, per route). The caller sets ErrorLog and serves.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s.router,
+		ReadHeaderTimeout: s.readHeaderTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    MaxHeaderBytes,
+	}
+}
 
 // routes builds the router. Route parameters are named :id throughout (Gin
 // requires one name per path segment): /projects/:id, /builds/:id/….
@@ -141,13 +195,14 @@ func (s *Server) routes() *gin.Engine {
 	if len(s.corsOrigins) > 0 {
 		r.Use(s.cors)
 	}
+	r.Use(s.limitRequestSize, s.refuseBadText, s.limitBodyReadTime)
 	r.NoRoute(s.noRoute)
 	r.NoMethod(s.noMethod)
 
 	getAndHead(r, "/healthz", s.rateLimitByAddress, s.healthz)
 	getAndHead(r, "/readyz", s.rateLimitByAddress, s.readyz)
 
-	api := r.Group("/", s.limitBody, s.authenticate, s.rateLimitByKey)
+	api := r.Group("/", s.limitBody, s.authenticate, s.checkPathID, s.rateLimitByKey)
 	getAndHead(api, "/projects", s.listProjects)
 	api.POST("/projects", s.requireAdmin, s.createProject)
 	getAndHead(api, "/projects/:id", s.getProject)
@@ -163,8 +218,9 @@ func (s *Server) routes() *gin.Engine {
 	api.DELETE("/apikeys/:id", s.requireAdmin, s.revokeAPIKey)
 
 	s.registerEngineRoutes(r, api)
-	s.registerHookRoutes(api)
 	s.registerEventRoutes(r, api)
+	s.registerDashboardRoutes(r)
+	s.registerHookRoutes(api)
 	return r
 }
 

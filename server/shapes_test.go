@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/workflows"
 )
 
 // seed reads one of the contract's response examples from testdata/seed.
@@ -103,14 +104,17 @@ func TestAPIJSONShapesMatchTheContract(t *testing.T) {
 				models.LogLine{Timestamp: completed, Level: models.LevelSuccess, Message: "Build completed successfully"})
 		}))
 
-		// Get Build: exactly the seed's keys and types.
+		// Get Build: exactly the seed's keys and types, plus error (null
+		// unless the build failed).
 		r = b.do(t, http.MethodGet, "/builds/"+id, b.keyA, nil)
 		require.Equal(t, http.StatusOK, r.status)
 		get := r.json(t)
-		wantKeys := append(keysOf(seed(t, "get_build.json")), "progress") // extension: the step running
+		// Extensions: the step running, and why a failed build failed.
+		wantKeys := append(keysOf(seed(t, "get_build.json")), "progress", "error")
 		sort.Strings(wantKeys)
 		require.Equal(t, wantKeys, keysOf(get))
-		requireSameShape(t, seed(t, "get_build.json"), get, "progress")
+		require.Nil(t, get["error"], "a successful build has no error")
+		requireSameShape(t, seed(t, "get_build.json"), get, "progress", "error")
 		require.EqualValues(t, 840, get["duration"])
 		require.EqualValues(t, size, get["artifactSize"])
 		require.Equal(t, testPublicURL+"/builds/"+id+"/artifacts/my-app-1.0.0-mac-arm64.dmg", get["artifactUrl"])
@@ -144,5 +148,40 @@ func TestAPIJSONShapesMatchTheContract(t *testing.T) {
 			requireSameShape(t, wantEntry, e.(map[string]any))
 		}
 		require.Equal(t, map[string]any{"timestamp": "2024-01-20T10:15:00Z", "level": "success", "message": "Build completed successfully"}, entries[2])
+	})
+}
+
+// TestFailedBuildSaysWhy: a failed build's error names the code, the
+// message and the failed step, in Get Build and in List Builds.
+func TestFailedBuildSaysWhy(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, b *apiBundle) {
+		id := b.createBuild(t, b.projectA.ID, b.keyA, map[string]any{"platform": "linux", "arch": "x64", "version": "2.0.0"})
+		noStep := b.createBuild(t, b.projectA.ID, b.keyA, map[string]any{"platform": "linux", "arch": "x64", "version": "2.0.1"})
+		require.NoError(t, b.db.Gorm.Model(&models.Build{}).Where("id = ?", id).Updates(map[string]any{
+			"status": models.StatusFailed, "error_code": workflows.ErrorStepFailed, "error_step": "Build installer",
+			"failure_reason": `step "Build installer" failed: error[E0308]: mismatched types`,
+		}).Error)
+		require.NoError(t, b.db.Gorm.Model(&models.Build{}).Where("id = ?", noStep).Updates(map[string]any{
+			"status": models.StatusFailed, "error_code": workflows.ErrorDispatchFailed, "failure_reason": "could not dispatch the workflow: GitHub unreachable",
+		}).Error)
+
+		want := map[string]any{"code": "step_failed", "message": `step "Build installer" failed: error[E0308]: mismatched types`, "step": "Build installer"}
+		r := b.do(t, http.MethodGet, "/builds/"+id, b.keyA, nil)
+		require.Equal(t, http.StatusOK, r.status)
+		require.Equal(t, want, r.json(t)["error"])
+		r = b.do(t, http.MethodGet, "/builds/"+noStep, b.keyA, nil)
+		require.Equal(t, map[string]any{"code": "dispatch_failed", "message": "could not dispatch the workflow: GitHub unreachable", "step": nil}, r.json(t)["error"])
+
+		r = b.do(t, http.MethodGet, "/projects/"+b.projectA.ID+"/builds?status=failed", b.keyA, nil)
+		require.Equal(t, http.StatusOK, r.status)
+		var found bool
+		for _, item := range r.json(t)["builds"].([]any) {
+			if item.(map[string]any)["id"] == id {
+				found = true
+				require.Equal(t, want, item.(map[string]any)["error"])
+			}
+		}
+		require.True(t, found)
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -73,6 +74,7 @@ const projectLookback = 5 * time.Second
 // eventStreams holds the event streams' settings and the token secret.
 type eventStreams struct {
 	changes      Subscriber
+	feeds        *buildFeeds
 	heartbeat    time.Duration
 	writeTimeout time.Duration
 
@@ -85,8 +87,13 @@ func newEventStreams(opts Options) *eventStreams {
 	if changes == nil && opts.Store != nil {
 		changes = opts.Store.DB().Outbox()
 	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &eventStreams{
 		changes:      changes,
+		feeds:        &buildFeeds{store: opts.Store, changes: changes, log: log, feeds: map[string]*buildFeed{}},
 		heartbeat:    cmp.Or(opts.EventHeartbeat, DefaultEventHeartbeat),
 		writeTimeout: cmp.Or(opts.EventWriteTimeout, DefaultEventWriteTimeout),
 		secret:       opts.EventTokenSecret,
@@ -96,7 +103,7 @@ func newEventStreams(opts Options) *eventStreams {
 // registerEventRoutes adds the event streams and POST /events/token.
 func (s *Server) registerEventRoutes(r *gin.Engine, api *gin.RouterGroup) {
 	api.POST("/events/token", s.createEventToken)
-	streams := r.Group("/", s.authenticateStream, s.rateLimitByKey)
+	streams := r.Group("/", s.authenticateStream, s.checkPathID, s.rateLimitByKey)
 	getAndHead(streams, "/builds/:id/events", s.buildEvents)
 	getAndHead(streams, "/projects/:id/events", s.projectEvents)
 }
@@ -265,6 +272,13 @@ func (w *sseWriter) flush() error {
 	return w.rc.Flush()
 }
 
+// logEvent adds a `log` event for e.
+func (w *sseWriter) logEvent(e models.BuildLogEntry) error {
+	return w.event(strconv.FormatInt(e.Seq, 10), "log", logEventData{
+		Seq: e.Seq, Timestamp: formatTime(e.Timestamp), Level: e.Level, Message: e.Message,
+	})
+}
+
 // logEventData is a `log` event.
 type logEventData struct {
 	Seq       int64  `json:"seq"`
@@ -288,9 +302,9 @@ func (s *Server) buildEvents(c *gin.Context) {
 		s.renderError(c, err)
 		return
 	}
-	// Subscribe before the first read: no change can fall between them.
-	wake, stop := s.events.changes.Subscribe(models.EventFilter{BuildID: id})
-	defer stop()
+	// Join before the first read: no change can fall between them.
+	updates, leave := s.events.feeds.join(id)
+	defer leave()
 	b, err := s.store.GetBuildSummary(ctx, id)
 	if err == nil && !canSeeProject(c, b.ProjectID) {
 		err = fmt.Errorf("build %s: %w", id, models.ErrNotFound)
@@ -306,31 +320,43 @@ func (s *Server) buildEvents(c *gin.Context) {
 	st := buildStream{logSeq: after}
 	heartbeat := time.NewTicker(s.events.heartbeat)
 	defer heartbeat.Stop()
-	for {
-		done, err := s.sendBuildUpdates(ctx, w, b, &st)
-		if err != nil {
-			s.logFor(c).DebugContext(ctx, "build event stream closed", "build_id", id, "err", err)
-			return
-		}
-		if done {
-			return
-		}
+	done, err := s.sendBuildUpdates(ctx, w, b, &st)
+	for err == nil && !done {
 		select {
 		case <-ctx.Done():
 			return
 		case <-heartbeat.C:
 			w.buf.WriteString(": heartbeat\n\n")
-			if w.flush() != nil {
-				return
+			err = w.flush()
+		case u, ok := <-updates:
+			if !ok {
+				err = errors.New("the client fell behind: closed so that it resumes by Last-Event-ID")
+				break
 			}
-			continue
-		case <-wake:
-		}
-		if b, err = s.store.GetBuildSummary(ctx, id); err != nil {
-			s.logFor(c).DebugContext(ctx, "build event stream closed", "build_id", id, "err", err)
-			return
+			done, err = s.sendUpdate(ctx, w, u, &st)
 		}
 	}
+	if err != nil {
+		s.logFor(c).DebugContext(ctx, "build event stream closed", "build_id", id, "err", err)
+	}
+}
+
+// sendUpdate sends what a feed update brings that the stream has not sent,
+// reading the log from the database only if the stream is behind the
+// update's entries.
+func (s *Server) sendUpdate(ctx context.Context, w *sseWriter, u *buildUpdate, st *buildStream) (bool, error) {
+	if st.logSeq < u.build.LogSeq && (len(u.entries) == 0 || u.entries[0].Seq > st.logSeq+1) {
+		return s.sendBuildUpdates(ctx, w, u.build, st)
+	}
+	for _, e := range u.entries {
+		if e.Seq > st.logSeq {
+			if err := w.logEvent(e); err != nil {
+				return false, err
+			}
+			st.logSeq = e.Seq
+		}
+	}
+	return s.sendState(w, u.build, st)
 }
 
 // sendBuildUpdates sends b's log entries not sent yet (up to b.LogSeq, so
@@ -349,9 +375,7 @@ func (s *Server) sendBuildUpdates(ctx context.Context, w *sseWriter, b models.Bu
 			if e.Seq > b.LogSeq {
 				break
 			}
-			if err := w.event(strconv.FormatInt(e.Seq, 10), "log", logEventData{
-				Seq: e.Seq, Timestamp: formatTime(e.Timestamp), Level: e.Level, Message: e.Message,
-			}); err != nil {
+			if err := w.logEvent(e); err != nil {
 				return false, err
 			}
 			st.logSeq = e.Seq
@@ -360,6 +384,12 @@ func (s *Server) sendBuildUpdates(ctx context.Context, w *sseWriter, b models.Bu
 			return false, err
 		}
 	}
+	return s.sendState(w, b, st)
+}
+
+// sendState sends b's status and progress if they changed, and reports
+// whether the stream is complete (final status, whole log sent).
+func (s *Server) sendState(w *sseWriter, b models.Build, st *buildStream) (bool, error) {
 	r := s.buildJSON(b)
 	progress, _ := json.Marshal(r.Progress)
 	withoutProgress := r

@@ -532,3 +532,45 @@ func TestEventsReachClientsOfAnotherReplica(t *testing.T) {
 	require.Equal(t, []string{"log 3 compiling", "log 4 Build completed successfully", "status success"}, summarize(t, s.until(t, isStatus("success"))))
 	s.requireClosed(t)
 }
+
+func TestStreamsOfOneBuildShareItsReadsAndEachGetsEverything(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, b *apiBundle) {
+		id := b.createBuild(t, b.projectA.ID, b.keyA, map[string]any{"platform": "mac"})
+		w := buildWriter{t, b.store, id}
+		w.transition(models.StatusBuilding, "Job started")
+		var streams []*sseStream
+		for range 4 {
+			s, _ := openStream(t, b.url, "/builds/"+id+"/events", b.keyA)
+			streams = append(streams, s)
+		}
+		for i := range 30 {
+			w.log(fmt.Sprintf("line %d", i))
+			if i == 15 { // one more joins midway, from where another client left off
+				s, _ := openStream(t, b.url, "/builds/"+id+"/events", b.keyA, "Last-Event-ID", "5")
+				streams = append(streams, s)
+			}
+		}
+		w.transition(models.StatusSuccess, "done")
+		for i, s := range streams {
+			var seqs []int
+			for _, ev := range s.until(t, isStatus("success")) {
+				if ev.Event == "log" {
+					n, err := strconv.Atoi(ev.ID)
+					require.NoError(t, err)
+					seqs = append(seqs, n)
+				}
+			}
+			first := 1
+			if i == 4 {
+				first = 6
+			}
+			want := []int{}
+			for n := first; n <= 33; n++ {
+				want = append(want, n)
+			}
+			require.Equal(t, want, seqs, "stream %d", i)
+			s.requireClosed(t)
+		}
+	})
+}

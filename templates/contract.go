@@ -95,6 +95,48 @@ func AssetName(appName, version, platform, arch string) string {
 	return fmt.Sprintf("%s-%s-%s-%s.%s", AppSlug(appName), version, platform, arch, Extension(platform))
 }
 
+// ProjectAssetName is the asset name of one build of a project:
+// <app-slug>-<project-tag>-<version>-<platform>-<arch>.<ext>. The project
+// tag (ProjectTag) keeps projects whose names slug alike ("Twin" and
+// "twin!") apart on the builder repository they share. Rebuilds of one
+// project, version and target use the same name: the later upload
+// replaces the earlier one on the release, which DeskForge records as
+// superseded.
+func ProjectAssetName(projectID, appName, version, platform, arch string) string {
+	return AssetName(appName+" "+ProjectTag(projectID), version, platform, arch)
+}
+
+// ProjectTag is the short form of a project id in asset names: the last 8
+// characters of the id (random bits of its ULID), lower case.
+func ProjectTag(projectID string) string {
+	_, id, found := strings.Cut(projectID, "_")
+	if !found {
+		id = projectID
+	}
+	id = slugStrip.ReplaceAllString(strings.ToLower(id), "")
+	return id[max(0, len(id)-8):]
+}
+
+// AssetLabel is the label a template gives the asset it uploads for a
+// build: "<asset name> (<build id>)". GitHub shows it in place of the file
+// name; DeskForge reads the build id back (AssetLabelBuildID) and records
+// an asset only when its label names the build.
+func AssetLabel(assetName, buildID string) string {
+	return assetName + " (" + buildID + ")"
+}
+
+var assetLabelRe = regexp.MustCompile(`\((build_[0-9a-z]+)\)$`)
+
+// AssetLabelBuildID returns the build id an asset label names, or "" for a
+// label not written by a DeskForge template.
+func AssetLabelBuildID(label string) string {
+	m := assetLabelRe.FindStringSubmatch(label)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
 // ReleaseTag is the tag of the release a build's installer is uploaded to.
 func ReleaseTag(version string) string { return "v" + version }
 

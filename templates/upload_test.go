@@ -26,6 +26,7 @@ type fakeRelease struct {
 type fakeAsset struct {
 	ID     int64  `json:"id"`
 	Name   string `json:"name"`
+	Label  string `json:"label"`
 	Size   int64  `json:"size"`
 	Digest string `json:"digest"`
 }
@@ -94,6 +95,9 @@ func TestUploadStepCreatesDraftRelease(t *testing.T) {
 	require.Equal(t, templates.ReleaseTag("1.0.0"), rel.TagName)
 	require.True(t, rel.Draft, "a missing release is created as a draft")
 	require.Equal(t, []string{asset, asset + ".sha256"}, assetNames(rel))
+	buildID := dispatchInputs(t, "linux", "x64", "1.0.0")[templates.InputBuildID]
+	require.Equal(t, templates.AssetLabel(asset, buildID), rel.Assets[0].Label, "the installer's label names the build")
+	require.Equal(t, buildID, templates.AssetLabelBuildID(rel.Assets[0].Label))
 	require.Contains(t, res.stdout, "Created draft release v1.0.0")
 	require.Contains(t, res.summary, "`"+asset+"`")
 }
@@ -133,4 +137,17 @@ func TestUploadStepChecksGitHubsDigest(t *testing.T) {
 	require.Error(t, res.err)
 	require.Contains(t, res.stdout, "::error title=Upload::GitHub reports digest sha256:0000")
 	require.False(t, strings.Contains(res.stdout, "ghs_test"), "the token never reaches the log")
+}
+
+func TestUploadStepLabelsTheAssetWithItsBuild(t *testing.T) {
+	t.Parallel()
+	for _, tmpl := range []string{"webapp", "tauri-app", "electron-app"} {
+		t.Run(tmpl, func(t *testing.T) {
+			t.Parallel()
+			res, after := runUpload(t, tmpl, nil, nil)
+			require.NoError(t, res.err, res.stdout)
+			buildID := dispatchInputs(t, "linux", "x64", "1.0.0")[templates.InputBuildID]
+			require.Equal(t, buildID, templates.AssetLabelBuildID(after.Releases[0].Assets[0].Label))
+		})
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/templates"
 )
 
 // completeJob makes the build's run and job complete on the fake GitHub
@@ -83,7 +84,7 @@ func TestJobLogAnswersNeverCostTheOutcome(t *testing.T) {
 			tb := setup(t, models.DialectSQLite)
 			b, runID := tb.dispatched(t)
 			tb.forge.mu.Lock()
-			tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 5, Name: "app-1.2.3-mac-arm64.dmg", Size: 10}
+			tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 5, Name: "app-1.2.3-mac-arm64.dmg", Label: templates.AssetLabel("app-1.2.3-mac-arm64.dmg", b.ID), Size: 10}
 			tb.forge.mu.Unlock()
 			args := tb.completeJob(t, runID, "success", true)
 			completed := tb.clock.Now()

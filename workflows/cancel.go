@@ -14,8 +14,9 @@ import (
 // A build not dispatched yet is cancelled at once and will never be
 // dispatched. A dispatched one keeps its status until GitHub confirms the
 // cancellation (webhook or poll); its run is cancelled by a River job, now
-// or as soon as the run is known. A terminal build returns
-// models.ErrConflict; an unknown one models.ErrNotFound.
+// or as soon as the run is known. A terminal build returns a
+// *models.StateError with code "build_finished"; an unknown one
+// models.ErrNotFound.
 func (e *Engine) CancelBuild(ctx context.Context, buildID string) (models.Build, error) {
 	var out models.Build
 	now := e.clock.Now()
@@ -25,7 +26,7 @@ func (e *Engine) CancelBuild(ctx context.Context, buildID string) (models.Build,
 			return err
 		}
 		if models.IsTerminal(b.Status) {
-			return fmt.Errorf("build %s is already %s: %w", b.ID, b.Status, models.ErrConflict)
+			return models.Conflict("build_finished", "build %s already finished (%s); only a queued or building build can be cancelled", b.ID, b.Status)
 		}
 		switch {
 		case b.DispatchedAt == nil:

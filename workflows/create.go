@@ -199,6 +199,13 @@ func (e *Engine) buildFromRequest(project models.Project, req CreateBuildRequest
 		return models.Build{}, models.Invalid("version",
 			"version is required: the project has no default version; pass a semantic version such as 1.0.0")
 	}
+	if strings.Contains(version, "+") {
+		// GitHub renames special characters in asset names ('+' may be
+		// stored as '.' or '-'), so the installer could not be found by its
+		// name after the run: refuse now rather than fail after the build.
+		return models.Build{}, models.Invalid("version",
+			"version %q has build metadata (+…), which GitHub release asset names cannot carry; use a pre-release such as 1.0.0-build.5", version)
+	}
 	runner := e.opts.Runners.Runner(req.Platform, req.Arch)
 	if runner == "" {
 		return models.Build{}, models.Invalid("arch",
@@ -212,7 +219,7 @@ func (e *Engine) buildFromRequest(project models.Project, req CreateBuildRequest
 		}
 		repo, workflow, ref = e.opts.BuilderRepo, e.opts.BuilderWorkflow, e.opts.BuilderRef
 	}
-	assetName := templates.AssetName(project.Name, version, req.Platform, req.Arch)
+	assetName := templates.ProjectAssetName(project.ID, project.Name, version, req.Platform, req.Arch)
 	config, err := json.Marshal(templates.BuildConfig{
 		Name:      project.Name,
 		URL:       project.URL,

@@ -105,13 +105,14 @@ func TestCreateBuild(t *testing.T) {
 				require.Equal(t, "deskforge.yml", b.Workflow)
 				require.Equal(t, "main", b.Ref)
 				require.Equal(t, "macos-26", b.Runner)
-				require.Equal(t, "my-app-1.2.3-mac-arm64.dmg", b.AssetName)
+				wantAsset := "my-app-" + templates.ProjectTag(bundle.webApp.ID) + "-1.2.3-mac-arm64.dmg"
+				require.Equal(t, wantAsset, b.AssetName, "the project tag keeps projects whose names slug alike apart")
 				require.Equal(t, bundle.clock.Now(), b.CreatedAt)
 
 				var cfg templates.BuildConfig
 				require.NoError(t, json.Unmarshal([]byte(b.Config), &cfg))
 				require.Equal(t, templates.BuildConfig{
-					Name: "My App", URL: "https://example.com", AppID: "com.example.myapp", AssetName: "my-app-1.2.3-mac-arm64.dmg",
+					Name: "My App", URL: "https://example.com", AppID: "com.example.myapp", AssetName: wantAsset,
 					Window:   templates.WindowConfig{Width: 1024, Height: 768, Resizable: true},
 					Features: templates.Features{Tray: true},
 				}, cfg)
@@ -148,7 +149,7 @@ func TestCreateBuild(t *testing.T) {
 				require.Equal(t, "build.yml", b.Workflow)
 				require.Equal(t, "release", b.Ref)
 				require.Equal(t, "windows-2025", b.Runner)
-				require.Equal(t, "tool-2.0.0-beta.1+exp.sha.5114f85-windows-x64.msi", b.AssetName)
+				require.Equal(t, "tool-"+templates.ProjectTag(bundle.ownRepo.ID)+"-2.0.0-beta.1+exp.sha.5114f85-windows-x64.msi", b.AssetName)
 			})
 
 			t.Run("RetryOf", func(t *testing.T) {
@@ -183,6 +184,7 @@ func TestCreateBuildValidation(t *testing.T) {
 		{"TwoComponents", workflows.CreateBuildRequest{ProjectID: bundle.webApp.ID, Platform: "mac", Version: "1.0"}, "version"},
 		{"LeadingZero", workflows.CreateBuildRequest{ProjectID: bundle.webApp.ID, Platform: "mac", Version: "01.0.0"}, "version"},
 		{"NoVersionAnywhere", workflows.CreateBuildRequest{ProjectID: noVersion.ID, Platform: "linux"}, "version"},
+		{"BuildMetadata", workflows.CreateBuildRequest{ProjectID: bundle.webApp.ID, Platform: "mac", Version: "1.0.0+build.5"}, "version"},
 		{"NoRunner", workflows.CreateBuildRequest{ProjectID: noVersion.ID, Platform: "linux", Arch: "arm64", Version: "1.0.0"}, "arch"},
 		{"LongIdempotencyKey", workflows.CreateBuildRequest{ProjectID: bundle.webApp.ID, Platform: "mac", IdempotencyKey: strings.Repeat("k", 256)}, "Idempotency-Key"},
 		{"ControlInIdempotencyKey", workflows.CreateBuildRequest{ProjectID: bundle.webApp.ID, Platform: "mac", IdempotencyKey: "a\nb"}, "Idempotency-Key"},

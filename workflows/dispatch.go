@@ -122,8 +122,12 @@ func (e *Engine) dispatchError(ctx context.Context, buildID string, err error, f
 	var limited *RateLimitError
 	if errors.As(err, &limited) {
 		if !limited.Local {
-			if noteErr := e.noteBuild(ctx, buildID, fmt.Sprintf("GitHub rate limit (%s): dispatch waits until %s",
-				limited.Message, limited.Until.UTC().Format(time.RFC3339))); noteErr != nil {
+			kind := "primary"
+			if limited.Secondary {
+				kind = "secondary"
+			}
+			if noteErr := e.noteBuild(ctx, buildID, fmt.Sprintf("GitHub %s rate limit: the dispatch waits until %s (GitHub: %s)",
+				kind, limited.Until.UTC().Format(time.RFC3339), limited.Message)); noteErr != nil {
 				return noteErr
 			}
 		}

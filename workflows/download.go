@@ -35,7 +35,7 @@ func (e *Engine) ArtifactURL(ctx context.Context, b models.Build) (string, error
 	}
 	u, err := e.forge.AssetDownloadURL(ctx, e.repoOf(b), *b.ArtifactAssetID)
 	if err != nil {
-		return "", fmt.Errorf("artifact of build %s: %w", b.ID, err)
+		return "", fmt.Errorf("artifact of build %s: %w", b.ID, e.assetGone(ctx, b, err))
 	}
 	return u, nil
 }
@@ -50,7 +50,7 @@ func (e *Engine) OpenArtifact(ctx context.Context, b models.Build, header http.H
 	}
 	resp, err := e.fetchArtifact(ctx, b, header.Get("Range"))
 	if err != nil {
-		return nil, fmt.Errorf("artifact of build %s: %w", b.ID, err)
+		return nil, fmt.Errorf("artifact of build %s: %w", b.ID, e.assetGone(ctx, b, err))
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK, resp.StatusCode == http.StatusPartialContent,
@@ -58,7 +58,7 @@ func (e *Engine) OpenArtifact(ctx context.Context, b models.Build, header http.H
 		return resp, nil
 	case resp.StatusCode == http.StatusNotFound:
 		resp.Body.Close()
-		return nil, fmt.Errorf("artifact of build %s: %w", b.ID, ErrNotFound)
+		return nil, fmt.Errorf("artifact of build %s: %w", b.ID, e.assetGone(ctx, b, ErrNotFound))
 	case resp.StatusCode >= 500:
 		resp.Body.Close()
 		return nil, fmt.Errorf("artifact of build %s: %w", b.ID, &TransientError{Status: resp.StatusCode, Err: errors.New(resp.Status)})
@@ -96,6 +96,9 @@ func (e *Engine) fetchArtifact(ctx context.Context, b models.Build, rangeHeader 
 func artifactReady(b models.Build) error {
 	if b.Status != models.StatusSuccess || b.ArtifactAssetID == nil {
 		return fmt.Errorf("build %s is %s: %w", b.ID, b.Status, ErrNotReady)
+	}
+	if b.SupersededBy != nil {
+		return &SupersededError{BuildID: b.ID, By: *b.SupersededBy}
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/models/dbtest"
+	"github.com/deskforge/deskforge/templates"
 )
 
 const sampleLog = "\ufeff2024-01-20T10:01:00.1234567Z ##[group]Run cargo build\n" +
@@ -254,7 +255,7 @@ func TestSuccessPath(t *testing.T) {
 
 			tb.forge.mu.Lock()
 			tb.forge.logs[job.ID] = sampleLog
-			tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 77, Name: "app-1.2.3-mac-arm64.dmg", Size: 1234,
+			tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 77, Name: "app-1.2.3-mac-arm64.dmg", Label: templates.AssetLabel("app-1.2.3-mac-arm64.dmg", b.ID), Size: 1234,
 				ContentType: "application/x-apple-diskimage", SHA256: strings.Repeat("ab", 32), BrowserDownloadURL: "https://github.com/acme/app/releases/download/v1.2.3/app.dmg"}
 			tb.forge.mu.Unlock()
 			finals := tb.inserter.take(FinalizeBuildArgs{}.Kind())
@@ -569,7 +570,7 @@ func TestArtifactURLByVisibilityAndDraft(t *testing.T) {
 			_, job := tb.forge.setRun(runID, func(r *Run, j *Job) {
 				j.Status, j.Conclusion, j.RunnerName, j.StartedAt, j.CompletedAt = "completed", "success", "r", tb.clock.Now(), tb.clock.Now()
 				tb.forge.logs[j.ID] = sampleLog
-				tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 5, Name: "app-1.2.3-mac-arm64.dmg", Size: 1,
+				tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 5, Name: "app-1.2.3-mac-arm64.dmg", Label: templates.AssetLabel("app-1.2.3-mac-arm64.dmg", b.ID), Size: 1,
 					BrowserDownloadURL: "https://github.com/acme/app/releases/download/v1.2.3/app-1.2.3-mac-arm64.dmg", Draft: tt.draft}
 			})
 			require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d", Event: WebhookEvent{Event: "workflow_job", Repo: "acme/app", Job: &job}}, tb.clock.Now()))

@@ -121,7 +121,11 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 				e.log.Warn("finalize: job log not fetched, trying again", "build_id", b.ID, "job_id", *jobID, "error", err)
 				return river.JobSnooze(e.backoff(waited))
 			}
-			logNote = fmt.Sprintf("The log of job %d could not be fetched: %v", *jobID, errors.Unwrap(err))
+			var cause error = err
+			if transient := (*TransientError)(nil); errors.As(err, &transient) {
+				cause = transient // "GitHub answered 503: …", "GitHub unreachable: …"
+			}
+			logNote = fmt.Sprintf("The log of job %d could not be fetched: %v", *jobID, cause)
 		}
 	}
 	if logNote != "" && logNoteLevel == models.LevelWarning {
@@ -150,6 +154,8 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 			}
 		case err != nil:
 			return e.forgeJobError(fmt.Errorf("finalize build %s: find artifact: %w", b.ID, err))
+		case templates.AssetLabelBuildID(asset.Label) != b.ID:
+			reason = foreignAssetReason(asset, templates.ReleaseTag(b.Version))
 		default:
 			private, err := e.repoPrivate(ctx, repo)
 			if err != nil {
@@ -210,6 +216,9 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		switch to {
 		case models.StatusSuccess:
 			t.Reason, t.Level, t.Message = "job succeeded", models.LevelSuccess, "Build completed successfully"
+			if err := e.supersedeTx(ctx, tx, locked, now); err != nil {
+				return err
+			}
 		case models.StatusCancelled:
 			t.Reason, t.Level, t.Message = "cancelled through DeskForge", models.LevelWarning, "Build cancelled"
 		default:

@@ -111,8 +111,11 @@ type Step struct {
 
 // Asset is a release asset.
 type Asset struct {
-	ID                 int64
-	Name               string
+	ID   int64
+	Name string
+	// Label is the asset's label: a DeskForge template writes
+	// templates.AssetLabel, naming the build that uploaded it.
+	Label              string
 	Size               int64
 	ContentType        string
 	SHA256             string // hex, from the asset's "sha256:<hex>" digest; "" if GitHub gave none

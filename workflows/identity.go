@@ -109,3 +109,59 @@ func (e *Engine) takeRunIDTx(ctx context.Context, tx *gorm.DB, b models.Build, r
 	}
 	return models.UpdateBuildTx(ctx, tx, holder.ID, now, free)
 }
+
+// foreignAssetReason is why a build whose workflow succeeded fails when the
+// asset of its name on the release was not uploaded by it (its label names
+// another build, or no build).
+func foreignAssetReason(asset Asset, tag string) string {
+	if owner := templates.AssetLabelBuildID(asset.Label); owner != "" {
+		return fmt.Sprintf("the asset %s on release %s was uploaded by build %s, not by this build (a later build of the same project, version and target replaced it); it was not recorded",
+			asset.Name, tag, owner)
+	}
+	return fmt.Sprintf("the asset %s on release %s does not carry this build's label, so nothing shows this build uploaded it; it was not recorded (if the workflow was installed from an older DeskForge, reinstall it: deskforge template install)",
+		asset.Name, tag)
+}
+
+// supersedeTx records, as b succeeds, that its asset replaced the one of
+// earlier successful builds of the same name (same project, version and
+// target) on the same release: their downloads answer 410 naming b.
+func (e *Engine) supersedeTx(ctx context.Context, tx *gorm.DB, b models.Build, now time.Time) error {
+	ids, err := models.SupersedeBuildsTx(ctx, tx, b, now)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		msg := fmt.Sprintf("Installer replaced on the release by build %s (a rebuild of the same version and target); download that build instead", b.ID)
+		if err := models.AppendLogTx(ctx, tx, id, models.LogLine{Timestamp: now, Level: models.LevelWarning, Message: msg}); err != nil {
+			return err
+		}
+		e.log.Info("build's installer superseded", "build_id", id, "by", b.ID)
+	}
+	return nil
+}
+
+// SupersededError is returned for the artifact of a build whose installer
+// was replaced on the release by a later build's (the API answers 410
+// artifact_superseded).
+type SupersededError struct {
+	BuildID string // the build asked for
+	By      string // the build whose upload replaced its installer
+}
+
+func (e *SupersededError) Error() string {
+	return fmt.Sprintf("the installer of build %s was replaced on the release by build %s's (a rebuild of the same version and target): download build %s instead",
+		e.BuildID, e.By, e.By)
+}
+
+// assetGone turns a GitHub 404 for b's asset into a *SupersededError when a
+// later build of the same asset name exists (its upload deleted b's asset,
+// and it may not have finished yet); else it returns err.
+func (e *Engine) assetGone(ctx context.Context, b models.Build, err error) error {
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if later, lerr := e.store.LaterBuildOfAsset(ctx, b); lerr == nil {
+		return &SupersededError{BuildID: b.ID, By: later}
+	}
+	return err
+}

@@ -125,3 +125,89 @@ func TestForgeHostOf(t *testing.T) {
 		require.Equal(t, want, ForgeHostOf(in), in)
 	}
 }
+
+// succeedWithAsset completes b's job on the fake GitHub with asset on its
+// release and finalizes it.
+func (tb *testBundle) succeedWithAsset(t *testing.T, b models.Build, runID int64, asset Asset) models.Build {
+	t.Helper()
+	_, job := tb.forge.setRun(runID, func(r *Run, j *Job) {
+		j.Status, j.Conclusion, j.RunnerName, j.StartedAt, j.CompletedAt = "completed", "success", "r", tb.clock.Now(), tb.clock.Now()
+		tb.forge.logs[j.ID] = sampleLog
+		tb.forge.assets["acme/app|v1.2.3|"+asset.Name] = asset
+	})
+	require.NoError(t, tb.engine.applyEvent(tb.ctx, jobEvent("acme/app", job), tb.clock.Now()))
+	require.NoError(t, tb.runFinalize(t))
+	return tb.build(t, b.ID)
+}
+
+// TestAssetNotUploadedByTheBuildIsNeverRecorded: the asset of the build's
+// name on the release carries another build's label, or none: the build
+// fails saying so, and records nothing of it.
+func TestAssetNotUploadedByTheBuildIsNeverRecorded(t *testing.T) {
+	t.Parallel()
+	const name = "app-1.2.3-mac-arm64.dmg"
+	tests := []struct {
+		name, label, want string
+	}{
+		{"another build's upload", templates.AssetLabel(name, "build_01other"),
+			"the asset " + name + " on release v1.2.3 was uploaded by build build_01other, not by this build"},
+		{"no label", "", "the asset " + name + " on release v1.2.3 does not carry this build's label"},
+		{"a label of another kind", "Download for macOS", "does not carry this build's label"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, models.DialectSQLite)
+			b, runID := tb.dispatched(t)
+			got := tb.succeedWithAsset(t, b, runID, Asset{ID: 99, Name: name, Label: tt.label, Size: 5})
+			require.Equal(t, models.StatusFailed, got.Status)
+			require.Contains(t, got.FailureReason, tt.want)
+			require.Nil(t, got.ArtifactAssetID)
+			require.Empty(t, got.ArtifactName)
+		})
+	}
+}
+
+// TestRebuildSupersedesTheEarlierAsset: a rebuild of the same target and
+// version replaces the earlier build's asset on the release; once it
+// succeeds, the earlier build's download answers SupersededError naming it
+// (and before, while the earlier asset is already gone, too).
+func TestRebuildSupersedesTheEarlierAsset(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, dialect)
+			const name = "app-1.2.3-mac-arm64.dmg"
+			first, runFirst := tb.dispatched(t)
+			first = tb.succeedWithAsset(t, first, runFirst, Asset{ID: 5, Name: name, Label: templates.AssetLabel(name, first.ID), Size: 5})
+			require.Equal(t, models.StatusSuccess, first.Status)
+			_, err := tb.engine.ArtifactURL(tb.ctx, first)
+			require.NoError(t, err)
+
+			tb.clock.advance(time.Minute)
+			rebuild, runRebuild := tb.dispatched(t)
+			// The rebuild's upload deleted the first asset; it has not finished.
+			tb.forge.fail("AssetDownloadURL", fmt.Errorf("asset 5: %w", ErrNotFound))
+			_, err = tb.engine.ArtifactURL(tb.ctx, first)
+			var sup *SupersededError
+			require.ErrorAs(t, err, &sup)
+			require.Equal(t, rebuild.ID, sup.By)
+
+			rebuild = tb.succeedWithAsset(t, rebuild, runRebuild, Asset{ID: 6, Name: name, Label: templates.AssetLabel(name, rebuild.ID), Size: 6})
+			require.Equal(t, models.StatusSuccess, rebuild.Status)
+			require.Equal(t, int64(6), *rebuild.ArtifactAssetID)
+			first = tb.build(t, first.ID)
+			require.Equal(t, models.StatusSuccess, first.Status, "the first build did succeed")
+			require.Equal(t, rebuild.ID, *first.SupersededBy)
+			_, err = tb.engine.ArtifactURL(tb.ctx, first)
+			require.ErrorAs(t, err, &sup)
+			require.Equal(t, SupersededError{BuildID: first.ID, By: rebuild.ID}, *sup)
+			require.Contains(t, sup.Error(), "download build "+rebuild.ID+" instead")
+			msgs := messages(tb.logs(t, first.ID))
+			require.Equal(t, "warning: Installer replaced on the release by build "+rebuild.ID+" (a rebuild of the same version and target); download that build instead", msgs[len(msgs)-1])
+			_, err = tb.engine.ArtifactURL(tb.ctx, rebuild)
+			require.NoError(t, err)
+		})
+	}
+}

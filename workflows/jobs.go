@@ -10,6 +10,23 @@ import (
 // The engine's River jobs. Each is inserted in the same transaction as the
 // row change that calls for it.
 
+// River settings the engine's jobs need; the River client is configured
+// with them (cmd/deskforge serve).
+const (
+	// JobTimeout bounds one attempt of an engine job: a few GitHub calls
+	// and a transaction. The finalize job, which may download and store a
+	// large log, allows FinalizeTimeout.
+	JobTimeout = 2 * time.Minute
+	// FinalizeTimeout bounds one attempt of the finalize job.
+	FinalizeTimeout = 15 * time.Minute
+	// RescueStuckJobsAfter is how long a job may stay marked running before
+	// River runs it again, as when the process running it died (kill -9, a
+	// lost machine): minutes, not River's default hour, during which the
+	// build would sit silently. River never rescues a job younger than its
+	// own timeout, so a slow finalize is not run twice.
+	RescueStuckJobsAfter = 5 * time.Minute
+)
+
 // DispatchBuildArgs is the River job that dispatches a queued build to GitHub
 // Actions. It is inserted in the same transaction as the build row.
 type DispatchBuildArgs struct {

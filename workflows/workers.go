@@ -151,7 +151,7 @@ func (w *finalizeWorker) NextRetry(job *river.Job[FinalizeBuildArgs]) time.Time 
 
 // Timeout allows for downloading and storing a large job log.
 func (w *finalizeWorker) Timeout(*river.Job[FinalizeBuildArgs]) time.Duration {
-	return 15 * time.Minute
+	return FinalizeTimeout
 }
 
 // cancelRunWorker cancels a workflow run on GitHub.

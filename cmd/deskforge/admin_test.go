@@ -77,7 +77,11 @@ func TestAdminCommandsBootstrapAKeyAndProject(t *testing.T) {
 	require.Contains(t, errOut, "project key for "+projectID)
 	code, _, errOut = runCommand(t, "apikey", "create", "--project", "proj_missing", "--database-url", db)
 	require.Equal(t, 1, code)
-	require.Contains(t, errOut, "--project: project proj_missing does not exist")
+	require.Contains(t, errOut, "--project: projectId must be a project id")
+	missing := "proj_" + strings.Repeat("0", 26)
+	code, _, errOut = runCommand(t, "apikey", "create", "--project", missing, "--database-url", db)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "--project: project "+missing+" does not exist")
 
 	code, out, _ = runCommand(t, "apikey", "list", "--database-url", db)
 	require.Equal(t, 0, code)

@@ -115,11 +115,11 @@ func (v *buildView) update(u client.Update) {
 func (v *buildView) finish(b *client.Build) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.clearStatus()
 	v.stopLocked()
 	if v.asJSON || (!v.tty && v.logs) {
 		return
 	}
-	v.clearStatus()
 	line := v.statusText(b, true)
 	if v.tty {
 		mark := "✓"

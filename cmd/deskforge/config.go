@@ -41,6 +41,10 @@ type Config struct {
 	BuilderRef              string
 	Runners                 templates.RunnerTable
 	MaxBuildDuration        time.Duration
+	ReconcileInterval       time.Duration
+	StaleAfter              time.Duration
+	LogWaitTimeout          time.Duration
+	NoRunTimeout            time.Duration
 	DispatchesPerMinute     int
 	StepPollInterval        time.Duration
 	StepPollsPerMinute      int
@@ -132,6 +136,10 @@ func allSettings() map[int][]*setting {
 			{flag: "builder-ref", arg: "REF", env: "DESKFORGE_BUILDER_REF", def: "main", usage: "branch or tag of the builder repository to run"},
 			{flag: "runners", arg: "LIST", env: "DESKFORGE_RUNNERS", usage: "runner labels overriding the defaults, e.g. mac/arm64=macos-26,linux/x64=ubuntu-24.04"},
 			{flag: "max-build-duration", arg: "DURATION", env: "DESKFORGE_MAX_BUILD_DURATION", def: "6h", usage: "a build still building after this fails as timed out"},
+			{flag: "reconcile-interval", arg: "DURATION", env: "DESKFORGE_RECONCILE_INTERVAL", def: "30s", usage: "how often unfinished builds are checked for staleness (polled on GitHub when webhooks are late or lost)"},
+			{flag: "stale-after", arg: "DURATION", env: "DESKFORGE_STALE_AFTER", def: "60s", usage: "an unfinished build not updated for this long is polled on GitHub"},
+			{flag: "log-wait-timeout", arg: "DURATION", env: "DESKFORGE_LOG_WAIT_TIMEOUT", def: "2m", usage: "how long after a job completed its log is awaited (GitHub answers 404 or fails) before the build ends without it"},
+			{flag: "no-run-timeout", arg: "DURATION", env: "DESKFORGE_NO_RUN_TIMEOUT", def: "10m", usage: "a build whose dispatch GitHub accepted but whose workflow run never appeared fails after this long"},
 			{flag: "dispatches-per-minute", arg: "N", env: "DESKFORGE_DISPATCHES_PER_MINUTE", def: "60", usage: "pace of workflow dispatches (GitHub writes) per token"},
 			{flag: "step-poll-interval", arg: "DURATION", env: "DESKFORGE_STEP_POLL_INTERVAL", def: "8s", usage: "how often a building build's job steps are read for live progress (conditional requests)"},
 			{flag: "step-polls-per-minute", arg: "N", env: "DESKFORGE_STEP_POLLS_PER_MINUTE", def: "300", usage: "cap on those reads per process"},
@@ -350,12 +358,25 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 		}
 		cfg.Runners = runners
 	}
-	if s, v := str("max-build-duration"); s != nil {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			errs = append(errs, s.errorf("%q is not a positive duration; use e.g. 6h or 90m", v))
+	for _, d := range []struct {
+		name, example string
+		dst           *time.Duration
+	}{
+		{"max-build-duration", "6h or 90m", &cfg.MaxBuildDuration},
+		{"reconcile-interval", "30s or 1m", &cfg.ReconcileInterval},
+		{"stale-after", "60s or 2m", &cfg.StaleAfter},
+		{"log-wait-timeout", "2m or 5m", &cfg.LogWaitTimeout},
+		{"no-run-timeout", "10m or 30m", &cfg.NoRunTimeout},
+	} {
+		s, v := str(d.name)
+		if s == nil {
+			continue
 		}
-		cfg.MaxBuildDuration = d
+		parsed, err := time.ParseDuration(v)
+		if err != nil || parsed <= 0 {
+			errs = append(errs, s.errorf("%q is not a positive duration; use e.g. %s", v, d.example))
+		}
+		*d.dst = parsed
 	}
 	if s, v := str("dispatches-per-minute"); s != nil {
 		n, err := strconv.Atoi(v)

@@ -40,6 +40,10 @@ func TestConfigDefaults(t *testing.T) {
 		BuilderRef:          "main",
 		Runners:             templates.DefaultRunners,
 		MaxBuildDuration:    6 * time.Hour,
+		ReconcileInterval:   30 * time.Second,
+		StaleAfter:          time.Minute,
+		LogWaitTimeout:      2 * time.Minute,
+		NoRunTimeout:        10 * time.Minute,
 		DispatchesPerMinute: 60,
 		StepPollInterval:    8 * time.Second,
 		StepPollsPerMinute:  300,
@@ -69,6 +73,10 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 		"DESKFORGE_BUILDER_REF":                 "release",
 		"DESKFORGE_RUNNERS":                     "mac/arm64=macos-26, linux/x64=ubuntu-22.04",
 		"DESKFORGE_MAX_BUILD_DURATION":          "90m",
+		"DESKFORGE_RECONCILE_INTERVAL":          "45s",
+		"DESKFORGE_STALE_AFTER":                 "3m",
+		"DESKFORGE_LOG_WAIT_TIMEOUT":            "5m",
+		"DESKFORGE_NO_RUN_TIMEOUT":              "20m",
 		"DESKFORGE_DISPATCHES_PER_MINUTE":       "30",
 		"DESKFORGE_DOWNLOAD_MODE":               "proxy",
 		"DESKFORGE_LOG_LEVEL":                   "debug",
@@ -93,6 +101,10 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 	require.Equal(t, "windows-2025", cfg.Runners.Runner("windows", "x64"), "other entries keep their default")
 	require.Equal(t, "macos-15", templates.DefaultRunners.Runner("mac", "arm64"), "the default table is not modified")
 	require.Equal(t, 90*time.Minute, cfg.MaxBuildDuration)
+	require.Equal(t, 45*time.Second, cfg.ReconcileInterval)
+	require.Equal(t, 3*time.Minute, cfg.StaleAfter)
+	require.Equal(t, 5*time.Minute, cfg.LogWaitTimeout)
+	require.Equal(t, 20*time.Minute, cfg.NoRunTimeout)
 	require.Equal(t, 30, cfg.DispatchesPerMinute)
 	require.Equal(t, "proxy", cfg.DownloadMode)
 	require.Equal(t, slog.LevelDebug, cfg.LogLevel)
@@ -105,8 +117,9 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 	require.Equal(t, "127.0.0.1:9090", cfg.MetricsListen)
 
 	// Flags override the environment.
-	cfg, err = loadServeConfig(t, env, "--listen", ":7000", "--download-mode", "redirect", "--builder-repo", "acme/other")
+	cfg, err = loadServeConfig(t, env, "--listen", ":7000", "--download-mode", "redirect", "--builder-repo", "acme/other", "--log-wait-timeout", "90s")
 	require.NoError(t, err)
+	require.Equal(t, 90*time.Second, cfg.LogWaitTimeout)
 	require.Equal(t, ":7000", cfg.Listen)
 	require.Equal(t, "redirect", cfg.DownloadMode)
 	require.Equal(t, "acme/other", cfg.BuilderRepo)
@@ -152,6 +165,7 @@ func TestConfigValidation(t *testing.T) {
 		{"RunnersSyntax", with("DESKFORGE_RUNNERS", "mac-arm64:macos"), nil, "is not platform/arch=label"},
 		{"RunnersPlatform", with("DESKFORGE_RUNNERS", "ios/arm64=macos-26"), nil, "platform must be one of mac, windows, linux"},
 		{"Duration", with("DESKFORGE_MAX_BUILD_DURATION", "6"), nil, "is not a positive duration"},
+		{"ReconcileDuration", with("DESKFORGE_STALE_AFTER", "-1m"), nil, "--stale-after / DESKFORGE_STALE_AFTER: \"-1m\" is not a positive duration"},
 		{"DispatchRate", with("DESKFORGE_DISPATCHES_PER_MINUTE", "-1"), nil, "is not a positive integer"},
 		{"DownloadMode", with("DESKFORGE_DOWNLOAD_MODE", "stream"), nil, "use redirect or proxy"},
 		{"LogLevel", with("DESKFORGE_LOG_LEVEL", "loud"), nil, "use debug, info, warn or error"},

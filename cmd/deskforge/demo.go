@@ -25,7 +25,7 @@ const (
 	demoDatabaseURL = "sqlite://deskforge-demo.db"
 	demoBuilderRepo = "deskforge-demo/builder"
 	demoProjectName = "DeskForge Demo"
-	demoKeyName     = "demo admin"
+	demoKeyPrefix   = "demo admin"
 	demoToken       = "ghs_simulated_demo_token"
 )
 
@@ -116,7 +116,8 @@ func (d *demoEnv) BuilderRepo() string { return demoBuilderRepo }
 
 // Ready runs once the DeskForge server listens at serverURL: it points the
 // simulator's webhooks at it, makes sure the demo project exists, creates a
-// fresh admin key (revoking earlier demo keys, whose plaintext is gone) and
+// fresh admin key (revoking the keys earlier starts of this demo printed,
+// whose plaintext is gone, but not other demos' keys: rotateDemoKey) and
 // prints the banner with ready-to-paste curl commands.
 func (d *demoEnv) Ready(ctx context.Context, store *models.Store, serverURL string, out io.Writer) error {
 	d.sim.SetWebhook(serverURL+"/webhooks/github", d.secret)
@@ -124,23 +125,46 @@ func (d *demoEnv) Ready(ctx context.Context, store *models.Store, serverURL stri
 	if err != nil {
 		return err
 	}
-	keys, err := store.ListAPIKeys(ctx, "")
+	key, err := rotateDemoKey(ctx, store, demoKeyName(serverURL))
 	if err != nil {
-		return fmt.Errorf("demo: list keys: %w", err)
-	}
-	for _, k := range keys {
-		if k.Name == demoKeyName && k.RevokedAt == nil {
-			if _, err := store.RevokeAPIKey(ctx, k.ID); err != nil {
-				return fmt.Errorf("demo: revoke old demo key: %w", err)
-			}
-		}
-	}
-	_, key, err := store.CreateAPIKey(ctx, models.NewAPIKeyParams{Name: demoKeyName, Role: models.RoleAdmin})
-	if err != nil {
-		return fmt.Errorf("demo: create admin key: %w", err)
+		return err
 	}
 	fmt.Fprint(out, demoBanner(serverURL, d.sim.BaseURL(), project.ID, key))
 	return nil
+}
+
+// demoKeyName names the admin key of the demo serving at serverURL on this
+// host. Two demos sharing a database (PostgreSQL) run on different hosts or
+// addresses, so their keys have different names.
+func demoKeyName(serverURL string) string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown host"
+	}
+	return fmt.Sprintf("%s (%s, %s)", demoKeyPrefix, host, serverURL)
+}
+
+// rotateDemoKey creates a fresh admin key named name and revokes the
+// earlier keys of that name: those a previous start of this same demo
+// printed, whose plaintext is gone. Keys of other demos on the same
+// database (other names) are left alone.
+func rotateDemoKey(ctx context.Context, store *models.Store, name string) (string, error) {
+	keys, err := store.ListAPIKeys(ctx, "")
+	if err != nil {
+		return "", fmt.Errorf("demo: list keys: %w", err)
+	}
+	for _, k := range keys {
+		if k.Name == name && k.RevokedAt == nil {
+			if _, err := store.RevokeAPIKey(ctx, k.ID); err != nil {
+				return "", fmt.Errorf("demo: revoke this demo's previous key: %w", err)
+			}
+		}
+	}
+	_, key, err := store.CreateAPIKey(ctx, models.NewAPIKeyParams{Name: name, Role: models.RoleAdmin})
+	if err != nil {
+		return "", fmt.Errorf("demo: create admin key: %w", err)
+	}
+	return key, nil
 }
 
 // Close stops the simulator.
@@ -190,6 +214,9 @@ func demoBanner(serverURL, simURL, projectID, key string) string {
  Admin API key (shown once; a new one is printed at every demo start):
    %[4]s
 
+ Dashboard (signs this browser tab in with the key):
+   %[1]s/#key=%[4]s
+
  Try it:
    export DESKFORGE_KEY=%[4]s
    curl -s -X POST %[1]s/projects/%[3]s/builds \
@@ -200,7 +227,21 @@ func demoBanner(serverURL, simURL, projectID, key string) string {
    curl -s %[1]s/builds/BUILD_ID/logs -H "Authorization: Bearer $DESKFORGE_KEY"
    curl -s -L -o app.dmg %[1]s/builds/BUILD_ID/download -H "Authorization: Bearer $DESKFORGE_KEY"
 
+ Or with the command-line client (go build -o deskforge ./cmd/deskforge), live:
+   export DESKFORGE_URL=%[1]s DESKFORGE_API_KEY=%[4]s
+   deskforge build trigger --platform mac --arch arm64 --version 1.0.0 --wait
+
  A version with a "-fail" pre-release (e.g. 1.0.0-fail) shows a failing build.
+
+ Outbound webhooks (private addresses are allowed in the demo): start a local
+ receiver on port 9000 (any HTTP server answering 2xx to POST; verify with a
+ Standard Webhooks library), subscribe it, trigger a build, and list the signed
+ deliveries (build.queued, build.started, build.succeeded):
+   curl -s -X POST %[1]s/webhooks -H "Authorization: Bearer $DESKFORGE_KEY" \
+     -H "Content-Type: application/json" \
+     -d '{"url": "http://127.0.0.1:9000/hook", "events": ["build.*"]}'
+   curl -s %[1]s/webhooks/WEBHOOK_ID/deliveries -H "Authorization: Bearer $DESKFORGE_KEY"
+ The answer to the first call holds the signing secret (whsec_…), shown once.
 ================================================================================
 `, serverURL, simURL, projectID, key)
 }

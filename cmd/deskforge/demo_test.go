@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/deskforge/deskforge/workflows/ghsim"
@@ -37,7 +40,39 @@ func TestServeDemoBuildsEndToEnd(t *testing.T) {
 		return resp.StatusCode, data
 	}
 
-	code, body := call(http.MethodPost, "/projects/"+project+"/builds", `{"platform":"linux","arch":"x64","version":"1.0.0"}`)
+	// A local receiver subscribed as the banner says verifies every delivery
+	// with the Standard Webhooks library.
+	var (
+		hookMu    sync.Mutex
+		hookTypes []string
+		hookErrs  []error
+		secret    string
+	)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, _ := io.ReadAll(r.Body)
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		wh, err := standardwebhooks.NewWebhook(secret)
+		if err == nil {
+			err = wh.Verify(data, r.Header)
+		}
+		var p struct{ Type string }
+		if err == nil {
+			err = json.Unmarshal(data, &p)
+		}
+		hookErrs = append(hookErrs, err)
+		hookTypes = append(hookTypes, p.Type)
+	}))
+	defer receiver.Close()
+	hookMu.Lock()
+	code, body := call(http.MethodPost, "/webhooks", `{"url":"`+receiver.URL+`/hook","events":["build.*"]}`)
+	require.Equal(t, http.StatusCreated, code, "%s", body)
+	var hook struct{ Secret string }
+	require.NoError(t, json.Unmarshal(body, &hook))
+	secret = hook.Secret
+	hookMu.Unlock()
+
+	code, body = call(http.MethodPost, "/projects/"+project+"/builds", `{"platform":"linux","arch":"x64","version":"1.0.0"}`)
 	require.Equal(t, http.StatusCreated, code, "%s", body)
 	var created struct{ ID, Status string }
 	require.NoError(t, json.Unmarshal(body, &created))
@@ -63,6 +98,18 @@ func TestServeDemoBuildsEndToEnd(t *testing.T) {
 	require.Equal(t, "success", build.Status, "%s", body)
 	require.True(t, seen["building"], "the build was seen building on its way to success")
 	require.NotNil(t, build.ArtifactURL)
+
+	require.Eventually(t, func() bool {
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		return len(hookTypes) >= 3
+	}, 60*time.Second, 100*time.Millisecond, "three deliveries reach the receiver")
+	hookMu.Lock()
+	require.ElementsMatch(t, []string{"build.queued", "build.started", "build.succeeded"}, hookTypes)
+	for _, err := range hookErrs {
+		require.NoError(t, err, "every delivery verifies")
+	}
+	hookMu.Unlock()
 
 	code, body = call(http.MethodGet, "/builds/"+created.ID+"/logs?format=text", "")
 	require.Equal(t, http.StatusOK, code)

@@ -25,6 +25,7 @@ func commands() map[string]command {
 		"project":  {"create, list and show projects", runProject},
 		"build":    {"trigger, follow, list and download builds on a server", runBuild},
 		"apikey":   {"create, list and revoke API keys", runAPIKey},
+		"webhook":  {"create, list and inspect outbound webhooks", runWebhook},
 		"template": {"list, show and install workflow templates", runTemplate},
 		"logs":     {"parse a raw GitHub Actions job log", runLogs},
 		"version":  {"print the version", runVersion},

@@ -173,7 +173,7 @@ func flagError(err error) error {
 		"name": "--name", "url": "--url", "author": "--author", "version": "--version", "appId": "--app-id",
 		"platforms": "--platforms", "window.width": "--window-width", "window.height": "--window-height",
 		"repository": "--repository", "workflow": "--workflow", "ref": "--ref", "role": "--admin/--project",
-		"projectId": "--project",
+		"projectId": "--project", "events": "--events", "description": "--description",
 	}
 	if f, ok := flags[fe.Field]; ok {
 		return fmt.Errorf("%s: %s", f, fe.Message)

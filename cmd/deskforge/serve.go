@@ -28,6 +28,10 @@ const shutdownTimeout = 30 * time.Second
 // riverWorkers is the number of engine jobs one process runs at once.
 const riverWorkers = 10
 
+// webhookWorkers is the number of outbound webhook deliveries one process
+// sends at once (their own River queue).
+const webhookWorkers = 50
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cf := registerConfig(fs, os.Getenv, groupListen, groupServe, groupDatabase, groupLog)
@@ -114,16 +118,27 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		StepPollInterval:    cfg.StepPollInterval,
 		StepPollsPerMinute:  cfg.StepPollsPerMinute,
 		DownloadMode:        cfg.DownloadMode,
+		ReconcileInterval:   cfg.ReconcileInterval,
+		StaleAfter:          cfg.StaleAfter,
+		LogWaitTimeout:      cfg.LogWaitTimeout,
+		NoRunTimeout:        cfg.NoRunTimeout,
 		Observer:            obs.builds(),
 	})
 	workers := river.NewWorkers()
 	engine.RegisterWorkers(workers)
 	hooks.New(store, hooks.Options{AllowPrivate: cfg.WebhooksAllowPrivate, Log: log}).RegisterWorkers(workers)
 	jobs, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{
-		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: riverWorkers}},
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault:  {MaxWorkers: riverWorkers},
+			models.WebhookQueue: {MaxWorkers: webhookWorkers},
+		},
 		Workers:      workers,
 		PeriodicJobs: engine.PeriodicJobs(),
 		Logger:       riverLogger(cfg, stderr),
+		// A job left running by a process that died is run again within
+		// minutes (River's default is an hour).
+		JobTimeout:           workflows.JobTimeout,
+		RescueStuckJobsAfter: workflows.RescueStuckJobsAfter,
 	})
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)
@@ -145,12 +160,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		CORSOrigins:   cfg.CORSOrigins,
 		Requests:      obs.requests(),
 	})
-	httpServer := &http.Server{
-		Handler:           api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	httpServer := api.HTTPServer()
+	httpServer.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
 	log.Info("DeskForge is serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL,
@@ -217,7 +228,23 @@ func buildForge(ctx context.Context, cfg Config, log *slog.Logger, transport fun
 	if err != nil {
 		return nil, fmt.Errorf("configure GitHub: %w", err)
 	}
+	go checkGitHub(ctx, client, cfg.BuilderRepo, log)
 	return client, nil
+}
+
+// checkGitHub checks once, at start, that GitHub answers DeskForge's
+// credentials (and sees the builder repository), and says loudly when it
+// does not: builds would otherwise wait in queued, retrying.
+func checkGitHub(ctx context.Context, client *github.Client, builderRepo string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := client.CheckAccess(ctx, builderRepo); err != nil {
+		log.Error("GITHUB CHECK FAILED: DeskForge cannot use its GitHub credentials; builds will not be dispatched until this is fixed "+
+			"(check DESKFORGE_GITHUB_TOKEN or the GitHub App settings, DESKFORGE_GITHUB_API_URL and DESKFORGE_BUILDER_REPO)",
+			"github_base_url", client.BaseURL(), "err", err)
+		return
+	}
+	log.Info("GitHub credentials checked", "github_base_url", client.BaseURL(), "builder_repo", builderRepo)
 }
 
 // forgeOptions are the GitHub client's options cfg describes.

@@ -709,6 +709,23 @@ func (s *Sim) cancelRun(c *call) *response {
 	return &response{status: http.StatusAccepted, body: map[string]any{}}
 }
 
+// CancelOnGitHub cancels a run as someone using GitHub's web UI would:
+// no API call, no DeskForge involved. It reports false when the run is
+// unknown or already completed.
+func (s *Sim) CancelOnGitHub(runID int64) bool {
+	s.mu.Lock()
+	rn := s.runs[runID]
+	ok := rn != nil && rn.status != statusCompleted
+	if ok {
+		if j := rn.latestJob(); j.cancelAt.IsZero() {
+			j.cancelAt = s.clock.Now()
+		}
+	}
+	s.mu.Unlock()
+	s.kick()
+	return ok
+}
+
 func (s *Sim) rerunRun(c *call) *response {
 	rn, errResp := s.runOf(c)
 	if errResp != nil {
@@ -773,14 +790,23 @@ func (s *Sim) getJob(c *call) *response {
 }
 
 // jobLogs answers 404 until the job has completed and Timing.LogDelay has
-// passed, then 302 to a signed URL valid for 60 s.
+// passed, then 302 to a signed URL valid for 60 s. A job that never got a
+// runner (cancelled or skipped while queued) has no log: 404 forever.
+// Faults.LogStatus replaces the redirect with that status.
 func (s *Sim) jobLogs(c *call) *response {
 	j, errResp := s.jobOf(c)
 	if errResp != nil {
 		return errResp
 	}
-	if j.status != statusCompleted || c.now.Before(j.completedAt.Add(s.timing.LogDelay)) {
+	if j.status != statusCompleted || j.runnerName == "" || c.now.Before(j.completedAt.Add(s.timing.LogDelay)) {
 		return notFound()
+	}
+	if f := s.opts.Faults; f.LogStatus != 0 && f.hit("logstatus", uint64(j.id), f.LogShare) {
+		msg := http.StatusText(f.LogStatus)
+		if f.LogStatus == http.StatusGone {
+			msg = "The logs for this job have expired"
+		}
+		return fail(f.LogStatus, msg)
 	}
 	loc := s.signedURL(signedLogsPath, j.id, c.now.Add(time.Minute))
 	return &response{status: http.StatusFound, header: http.Header{"Location": []string{loc}}}

@@ -62,6 +62,34 @@ type Faults struct {
 	NoAsset float64
 	// Fail is the share of runs whose build step fails ("fail=0.1").
 	Fail float64
+
+	// Chaos is the share of API calls answered, instead of the real
+	// answer (which then has no effect), with one of the answers GitHub
+	// documents for any endpoint: 401, a primary rate limit, a secondary
+	// one without Retry-After, 429, 500, 502, 503, a 200 with a garbage
+	// body, no answer at all (see HangFor), or a status the endpoint's
+	// OpenAPI operation lists ("chaos=0.2"). See answers.go.
+	Chaos float64
+	// HangFor is how long a request left without answer (Chaos) is held
+	// before its connection is dropped ("hang=30s"; default 30s).
+	HangFor time.Duration
+	// SecondaryNoRetry is the share of API calls refused with a secondary
+	// rate limit that names no Retry-After, x-ratelimit-remaining not 0
+	// and x-ratelimit-reset an hour away ("secondarynoretry=0.1").
+	SecondaryNoRetry float64
+	// HourlyLimit caps the content-generating (write) requests of a token
+	// per hour; past it, writes get a secondary limit without Retry-After
+	// ("hourly=500", GitHub's documented budget).
+	HourlyLimit int
+	// LogStatus makes a completed job's log answer this status (410 for
+	// expired logs, 403, 5xx) instead of its redirect, for a share LogShare
+	// of the requests ("logstatus=410,logshare=0.5"; LogShare default 1).
+	LogStatus int
+	LogShare  float64
+	// AssetStream answers asset downloads (Accept: application/octet-stream)
+	// with the bytes (200) instead of a redirect to a signed URL, as the
+	// OpenAPI description allows ("assetstream").
+	AssetStream bool
 }
 
 // ParseFaults parses a comma-separated list of knob=value pairs, e.g.
@@ -109,8 +137,25 @@ func ParseFaults(s string) (Faults, error) {
 			f.NoAsset, err = parseShare(value)
 		case "fail":
 			f.Fail, err = parseShare(value)
+		case "chaos":
+			f.Chaos, err = parseShare(value)
+		case "hang":
+			f.HangFor, err = parseDuration(value)
+		case "secondarynoretry":
+			f.SecondaryNoRetry, err = parseShare(value)
+		case "hourly":
+			f.HourlyLimit, err = parseCount(value)
+		case "logstatus":
+			f.LogStatus, err = parseCount(value)
+			if err == nil && (f.LogStatus < 400 || f.LogStatus > 599) {
+				err = fmt.Errorf("%d must be an error status (400-599)", f.LogStatus)
+			}
+		case "logshare":
+			f.LogShare, err = parseShare(value)
+		case "assetstream":
+			f.AssetStream, err = parseFlag(value, hasValue)
 		default:
-			return Faults{}, fmt.Errorf("parse faults: unknown knob %q (known: seed, drop, duplicate, reorder, delay, api5xx, ambiguous, latency, primary, secondary, ratelimit429, ghes, stuck, noasset, fail)", key)
+			return Faults{}, fmt.Errorf("parse faults: unknown knob %q (known: seed, drop, duplicate, reorder, delay, api5xx, ambiguous, latency, primary, secondary, ratelimit429, ghes, stuck, noasset, fail, chaos, hang, secondarynoretry, hourly, logstatus, logshare, assetstream)", key)
 		}
 		if err != nil {
 			return Faults{}, fmt.Errorf("parse faults: %s: %w", key, err)
@@ -154,10 +199,40 @@ func (f Faults) String() string {
 	share("stuck", f.Stuck)
 	share("noasset", f.NoAsset)
 	share("fail", f.Fail)
+	share("chaos", f.Chaos)
+	if f.HangFor > 0 {
+		add("hang", f.HangFor.String())
+	}
+	share("secondarynoretry", f.SecondaryNoRetry)
+	if f.HourlyLimit > 0 {
+		add("hourly", strconv.Itoa(f.HourlyLimit))
+	}
+	if f.LogStatus > 0 {
+		add("logstatus", strconv.Itoa(f.LogStatus))
+	}
+	share("logshare", f.LogShare)
+	if f.AssetStream {
+		add("assetstream", "true")
+	}
 	if f.Seed != 0 {
 		add("seed", strconv.FormatInt(f.Seed, 10))
 	}
 	return strings.Join(parts, ",")
+}
+
+// withDefaults fills in the knobs' defaults (ReorderDelay 5s, HangFor
+// 30s, LogShare 1 when LogStatus is set).
+func (f Faults) withDefaults() Faults {
+	if f.ReorderDelay == 0 {
+		f.ReorderDelay = 5 * time.Second
+	}
+	if f.HangFor == 0 {
+		f.HangFor = 30 * time.Second
+	}
+	if f.LogStatus != 0 && f.LogShare == 0 {
+		f.LogShare = 1
+	}
+	return f
 }
 
 func parseShare(v string) (float64, error) {

@@ -64,6 +64,11 @@ func (s *Sim) advanceJob(j *job, now time.Time) {
 		if now.Before(p.end) {
 			return
 		}
+		if i == stepBuild && j.outcome == OutcomeTimeoutMinutes {
+			// The step ran past timeout-minutes: GitHub cancels the job.
+			s.cancelJob(j, p.end)
+			return
+		}
 		st.status, st.conclusion, st.completedAt = statusCompleted, p.conclusion, p.end
 		if i == stepUpload && j.outcome == OutcomeSuccess {
 			s.uploadAsset(j, p.end)

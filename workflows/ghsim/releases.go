@@ -29,6 +29,7 @@ type asset struct {
 	id                   int64
 	rel                  *release
 	name, contentType    string
+	label                string
 	size                 int64
 	digest               string // sha256:<hex>
 	createdAt, updatedAt time.Time
@@ -103,7 +104,8 @@ func (s *Sim) uploadAsset(j *job, at time.Time) {
 	}
 	a := &asset{
 		id: s.nextAssetID, rel: rel, name: j.assetName, contentType: contentTypeFor(j.assetName),
-		size: int64(len(content)), digest: "sha256:" + hex.EncodeToString(sum[:]), createdAt: at, updatedAt: at,
+		label: templates.AssetLabel(j.assetName, j.run.inputs[templates.InputBuildID]),
+		size:  int64(len(content)), digest: "sha256:" + hex.EncodeToString(sum[:]), createdAt: at, updatedAt: at,
 	}
 	s.nextAssetID++
 	rel.assets = append(kept, a)
@@ -123,6 +125,7 @@ type ReleaseInfo struct {
 type AssetInfo struct {
 	ID          int64
 	Name        string
+	Label       string // templates.AssetLabel of the build that uploaded it
 	Size        int64
 	Digest      string // "sha256:<hex>"
 	ContentType string
@@ -141,7 +144,7 @@ func (s *Sim) Releases(fullName string) []ReleaseInfo {
 	for _, rel := range r.releases {
 		info := ReleaseInfo{ID: rel.id, Tag: rel.tag, Draft: rel.draft}
 		for _, a := range rel.assets {
-			info.Assets = append(info.Assets, AssetInfo{ID: a.id, Name: a.name, Size: a.size, Digest: a.digest, ContentType: a.contentType, Downloads: a.downloads})
+			info.Assets = append(info.Assets, AssetInfo{ID: a.id, Name: a.name, Label: a.label, Size: a.size, Digest: a.digest, ContentType: a.contentType, Downloads: a.downloads})
 		}
 		out = append(out, info)
 	}
@@ -210,7 +213,7 @@ func (s *Sim) assetJSON(a *asset) map[string]any {
 		"id":                   a.id,
 		"node_id":              nodeID("ReleaseAsset", a.id),
 		"name":                 a.name,
-		"label":                "",
+		"label":                a.label,
 		"state":                "uploaded",
 		"content_type":         a.contentType,
 		"size":                 a.size,
@@ -298,6 +301,13 @@ func (s *Sim) getAsset(c *call) *response {
 		return notFound()
 	}
 	if strings.Contains(c.r.Header.Get("Accept"), "application/octet-stream") {
+		if s.opts.Faults.AssetStream {
+			// "The API will either redirect the client to the location, or
+			// stream it directly if possible."
+			a.downloads++
+			return &response{status: http.StatusOK, raw: AssetBytes(a.name),
+				header: http.Header{"Content-Type": {"application/octet-stream"}}}
+		}
 		loc := s.signedURL(signedAssetsPath, a.id, c.now.Add(5*time.Minute))
 		return &response{status: http.StatusFound, header: http.Header{"Location": []string{loc}}}
 	}

@@ -38,6 +38,7 @@ type response struct {
 	status int
 	body   any // JSON-encoded when not nil
 	header http.Header
+	raw    []byte // sent as is (a streamed asset) when body is nil
 	// snapshot says that body shares nothing with the simulator's state,
 	// so it is encoded after s.mu is released (run listings: encoding a
 	// page of runs is the costliest part of the busiest request).
@@ -171,6 +172,9 @@ type EndpointCounter struct {
 	ServerErrors int
 	// Unauthorized is how many lacked a valid token.
 	Unauthorized int
+	// Injected is how many got an answer injected by a fault (Chaos,
+	// SecondaryNoRetry, HourlyLimit) instead of the real one.
+	Injected int
 }
 
 func (c *EndpointCounter) add(o EndpointCounter) {
@@ -180,6 +184,7 @@ func (c *EndpointCounter) add(o EndpointCounter) {
 	c.RateLimited += o.RateLimited
 	c.ServerErrors += o.ServerErrors
 	c.Unauthorized += o.Unauthorized
+	c.Injected += o.Injected
 }
 
 // Counters are the simulator's request counts, so tests can state how many
@@ -226,9 +231,10 @@ func (s *Sim) count(name string, f func(c *EndpointCounter)) {
 
 // tokenLimits is one token's rate-limit state.
 type tokenLimits struct {
-	reset  time.Time // end of the current primary window
-	used   int
-	writes []time.Time // writes in the last minute
+	reset      time.Time // end of the current primary window
+	used       int
+	writes     []time.Time // writes in the last minute
+	hourWrites []time.Time // writes in the last hour
 }
 
 func (s *Sim) limitsFor(token string, now time.Time) *tokenLimits {
@@ -246,6 +252,11 @@ func (s *Sim) limitsFor(token string, now time.Time) *tokenLimits {
 		cut++
 	}
 	l.writes = l.writes[cut:]
+	cut = 0
+	for cut < len(l.hourWrites) && !l.hourWrites[cut].After(now.Add(-time.Hour)) {
+		cut++
+	}
+	l.hourWrites = l.hourWrites[cut:]
 	return l
 }
 
@@ -370,6 +381,20 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rt *route, ps par
 		writeRaw(w, resp.status, body)
 		return
 	}
+	if inj := s.injectAnswer(rt, r, seq, faults, lim, now); inj != nil {
+		s.count(rt.name, func(c *EndpointCounter) {
+			c.Injected++
+			switch {
+			case inj.status == http.StatusTooManyRequests || inj.status == http.StatusForbidden && inj.header.Get("X-Ratelimit-Reset") != "":
+				c.RateLimited++
+			case inj.status >= 500:
+				c.ServerErrors++
+			}
+		})
+		s.mu.Unlock()
+		inj.write(w, r, faults.HangFor)
+		return
+	}
 	if lim.used >= s.primaryLimit() {
 		s.count(rt.name, func(c *EndpointCounter) { c.RateLimited++ })
 		s.setRateHeaders(h, lim)
@@ -400,6 +425,9 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rt *route, ps par
 	} else {
 		body = encodeBody(resp, rt)
 	}
+	if resp.raw != nil {
+		body = resp.raw
+	}
 	for k, v := range resp.header {
 		h[k] = v
 	}
@@ -416,6 +444,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rt *route, ps par
 		lim.used++
 		if write {
 			lim.writes = append(lim.writes, now)
+			lim.hourWrites = append(lim.hourWrites, now)
 		}
 		s.count(rt.name, func(c *EndpointCounter) { c.Counted++ })
 	}
@@ -512,7 +541,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	if body != nil {
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		if w.Header().Get("Content-Type") == "" {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		}
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	w.WriteHeader(status)

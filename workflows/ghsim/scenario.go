@@ -26,6 +26,10 @@ const (
 	// OutcomeHangInProgress starts the job and never finishes the build
 	// step (a runner that went silent). Cancelling it still works.
 	OutcomeHangInProgress Outcome = "hang_in_progress"
+	// OutcomeTimeoutMinutes starts the job and lets its build step exceed
+	// the job's timeout-minutes: GitHub cancels the job, which ends with
+	// conclusion "cancelled" (not "timed_out"), although nobody asked.
+	OutcomeTimeoutMinutes Outcome = "timeout_minutes"
 )
 
 // Rule picks the outcome of the runs it matches. Every non-empty field must
@@ -49,13 +53,15 @@ type Rule struct {
 }
 
 // DefaultRules are the scenario used when Options.Scenario is nil: a version
-// whose pre-release contains "fail" fails, "hang" hangs in queued, and
-// "noasset" succeeds without uploading. Everything else succeeds.
+// whose pre-release contains "fail" fails, "hang" hangs in queued,
+// "noasset" succeeds without uploading, and "timeout" exceeds the job's
+// timeout-minutes (GitHub cancels it). Everything else succeeds.
 func DefaultRules() []Rule {
 	return []Rule{
 		{Prerelease: "fail", Outcome: OutcomeFailure},
 		{Prerelease: "hang", Outcome: OutcomeHangQueued},
 		{Prerelease: "noasset", Outcome: OutcomeNoAsset},
+		{Prerelease: "timeout", Outcome: OutcomeTimeoutMinutes},
 	}
 }
 

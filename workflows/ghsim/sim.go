@@ -211,9 +211,7 @@ func New(opts Options) *Sim {
 	if opts.SecondaryLimit == 0 {
 		opts.SecondaryLimit = 80
 	}
-	if opts.Faults.ReorderDelay == 0 {
-		opts.Faults.ReorderDelay = 5 * time.Second
-	}
+	opts.Faults = opts.Faults.withDefaults()
 	if opts.Actor == "" {
 		opts.Actor = "deskforge-bot"
 	}
@@ -307,9 +305,7 @@ func (s *Sim) Timing() Timing { return s.timing }
 
 // SetFaults replaces the injected faults (the seed restarts no sequence).
 func (s *Sim) SetFaults(f Faults) {
-	if f.ReorderDelay == 0 {
-		f.ReorderDelay = 5 * time.Second
-	}
+	f = f.withDefaults()
 	s.mu.Lock()
 	s.opts.Faults = f
 	s.mu.Unlock()

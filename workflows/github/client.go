@@ -220,3 +220,20 @@ func splitRepo(repo string) (owner, name string, err error) {
 func repoPath(owner, name string) string {
 	return "repos/" + url.PathEscape(owner) + "/" + url.PathEscape(name)
 }
+
+// CheckAccess checks that the server accepts this client's credentials
+// (GET /rate_limit, which costs no rate limit) and, when repo is not
+// empty, that the repository is visible to them. The error is translated
+// like every Forge error.
+func (c *Client) CheckAccess(ctx context.Context, repo string) error {
+	if _, resp, err := c.gh.RateLimit.Get(ctx); err != nil {
+		return translateError(ctx, "check credentials", resp, err)
+	}
+	if repo == "" {
+		return nil
+	}
+	if _, err := c.RepositoryPrivate(ctx, repo); err != nil {
+		return fmt.Errorf("check access to the builder repository: %w", err)
+	}
+	return nil
+}

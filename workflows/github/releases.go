@@ -16,8 +16,9 @@ import (
 const maxListPages = 100
 
 // ErrNoSignedURL is returned by AssetDownloadURL when the server streams the
-// asset itself instead of redirecting to a signed URL.
-var ErrNoSignedURL = errors.New("server streamed the asset instead of redirecting to a signed URL")
+// asset itself instead of redirecting to a signed URL: it is
+// workflows.ErrAssetStreamed (use OpenAsset).
+var ErrNoSignedURL = workflows.ErrAssetStreamed
 
 // releaseJSON and assetJSON decode releases raw: go-github v62's
 // ReleaseAsset has no digest field.
@@ -118,6 +119,7 @@ func findAsset(assets []assetJSON, name string) (workflows.Asset, bool) {
 		return workflows.Asset{
 			ID:                 a.ID,
 			Name:               a.Name,
+			Label:              a.Label,
 			Size:               a.Size,
 			ContentType:        a.ContentType,
 			SHA256:             sha256FromDigest(a.Digest),

@@ -19,10 +19,10 @@ const (
 func TestFindReleaseAsset(t *testing.T) {
 	t.Parallel()
 	wantAsset := workflows.Asset{
-		ID: 77, Name: assetName, Size: 1234, ContentType: "application/x-apple-diskimage", SHA256: assetSHA256,
+		ID: 77, Name: assetName, Label: assetName + " (build_01abc)", Size: 1234, ContentType: "application/x-apple-diskimage", SHA256: assetSHA256,
 		BrowserDownloadURL: "https://github.com/o/r/releases/download/v1.2.0/" + assetName,
 	}
-	assetJSON := `{"id":77,"name":"` + assetName + `","state":"uploaded","size":1234,
+	assetJSON := `{"id":77,"name":"` + assetName + `","label":"` + assetName + ` (build_01abc)","state":"uploaded","size":1234,
 		"content_type":"application/x-apple-diskimage","digest":"sha256:` + assetSHA256 + `",
 		"browser_download_url":"https://github.com/o/r/releases/download/v1.2.0/` + assetName + `"}`
 	draftAsset := wantAsset

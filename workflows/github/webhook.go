@@ -104,14 +104,26 @@ func timeOf(t *gh.Timestamp) time.Time {
 	return t.Time.UTC()
 }
 
+// noNUL replaces NUL characters (JSON "\u0000") with U+FFFD: the parsed
+// event is stored as a River job's arguments, and PostgreSQL's jsonb
+// refuses NUL (SQLSTATE 22P05). encoding/json already replaces invalid
+// UTF-8 the same way.
+func noNUL(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
+
 // ParseWebhook turns a delivery's JSON payload into a
 // workflows.WebhookEvent. eventType is the X-GitHub-Event header.
 // workflow_run sets Run and workflow_job sets Job; ping and every other
 // event only set Event, Action and Repo (Repo is "" when the payload names
 // no repository, e.g. an organisation hook's ping). Values are passed on as
 // GitHub sent them (a workflow_run "completed" delivery may still say
-// status "queued"). It fails on a payload that is not a JSON object or
-// whose run or job is missing, and never panics.
+// status "queued"), except that NUL characters become U+FFFD (noNUL). It
+// fails on a payload that is not a JSON object or whose run or job is
+// missing, and never panics.
 //
 // The payload is decoded once, with encoding/json, into small local structs
 // holding only the fields the engine uses (with go-github's field types and
@@ -148,9 +160,9 @@ func ParseWebhook(eventType string, payload []byte) (workflows.WebhookEvent, err
 	if err := json.Unmarshal(payload, target); err != nil {
 		return workflows.WebhookEvent{}, fmt.Errorf("parse %s webhook: %w", eventType, err)
 	}
-	event := workflows.WebhookEvent{Event: eventType, Action: common.Action}
+	event := workflows.WebhookEvent{Event: eventType, Action: noNUL(common.Action)}
 	if common.Repository != nil {
-		event.Repo = common.Repository.FullName
+		event.Repo = noNUL(common.Repository.FullName)
 	}
 
 	switch eventType {
@@ -162,18 +174,18 @@ func ParseWebhook(eventType string, payload []byte) (workflows.WebhookEvent, err
 		parsed := workflows.Run{
 			ID:           r.ID,
 			Repo:         event.Repo,
-			DisplayTitle: r.DisplayTitle,
-			Event:        r.Event,
-			Status:       r.Status,
-			Conclusion:   r.Conclusion,
+			DisplayTitle: noNUL(r.DisplayTitle),
+			Event:        noNUL(r.Event),
+			Status:       noNUL(r.Status),
+			Conclusion:   noNUL(r.Conclusion),
 			RunAttempt:   r.RunAttempt,
-			HTMLURL:      r.HTMLURL,
+			HTMLURL:      noNUL(r.HTMLURL),
 			CreatedAt:    timeOf(r.CreatedAt),
 			UpdatedAt:    timeOf(r.UpdatedAt),
 		}
 		// The run's own repository wins over the payload's.
 		if r.Repository != nil && r.Repository.FullName != "" {
-			parsed.Repo = r.Repository.FullName
+			parsed.Repo = noNUL(r.Repository.FullName)
 		}
 		if event.Repo == "" {
 			event.Repo = parsed.Repo
@@ -187,15 +199,18 @@ func ParseWebhook(eventType string, payload []byte) (workflows.WebhookEvent, err
 		parsed := workflows.Job{
 			ID:          j.ID,
 			RunID:       j.RunID,
-			Name:        j.Name,
-			Status:      j.Status,
-			Conclusion:  j.Conclusion,
-			RunnerName:  j.RunnerName,
+			Name:        noNUL(j.Name),
+			Status:      noNUL(j.Status),
+			Conclusion:  noNUL(j.Conclusion),
+			RunnerName:  noNUL(j.RunnerName),
 			StartedAt:   timeOf(j.StartedAt),
 			CompletedAt: timeOf(j.CompletedAt),
 		}
 		if len(j.Labels) > 0 {
-			parsed.Labels = j.Labels
+			parsed.Labels = make([]string, len(j.Labels))
+			for i, l := range j.Labels {
+				parsed.Labels[i] = noNUL(l)
+			}
 		}
 		for _, s := range j.Steps {
 			if s == nil {
@@ -206,9 +221,9 @@ func ParseWebhook(eventType string, payload []byte) (workflows.WebhookEvent, err
 			}
 			parsed.Steps = append(parsed.Steps, workflows.Step{
 				Number:      int(s.Number),
-				Name:        s.Name,
-				Status:      s.Status,
-				Conclusion:  s.Conclusion,
+				Name:        noNUL(s.Name),
+				Status:      noNUL(s.Status),
+				Conclusion:  noNUL(s.Conclusion),
 				StartedAt:   timeOf(s.StartedAt),
 				CompletedAt: timeOf(s.CompletedAt),
 			})

@@ -1,0 +1,173 @@
+package ghsim
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// The answers GitHub gives that a happy path never shows, as the simulator
+// injects them (Faults.Chaos, SecondaryNoRetry, HourlyLimit, LogStatus,
+// AssetStream). Each was checked against GitHub's OpenAPI description
+// (github/rest-api-description, api.github.com 2022-11-28) and its REST
+// documentation on rate limits:
+//
+//   - Every endpoint can answer 401 (bad credentials), 403 (no permission,
+//     or a rate limit: primary with x-ratelimit-remaining 0, secondary
+//     with or without retry-after), 429 (a rate limit), 5xx, and can time
+//     out at GitHub's edge.
+//   - Secondary rate limits: "If the retry-after response header is
+//     present, you should not retry your request until after that many
+//     seconds has elapsed. … Otherwise, you should wait for at least one
+//     minute before retrying." Content-generating requests: "no more than
+//     80 … per minute and no more than 500 … per hour".
+//   - The statuses each endpoint's OpenAPI operation lists are in
+//     documentedStatuses.
+//   - Download job logs: 302 to a URL that "expires after 1 minute"; a job
+//     that never ran has no log (404), and expired logs answer 410.
+//   - Get a release asset with Accept: application/octet-stream: "API
+//     clients should handle both a 200 or 302 response".
+
+// documentedStatuses are the non-success statuses the OpenAPI description
+// lists for the operations the engine calls (success answers are served
+// by the handlers themselves).
+var documentedStatuses = map[string][]int{
+	"GET /repos/{owner}/{repo}": {http.StatusMovedPermanently, http.StatusForbidden, http.StatusNotFound},
+	"POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches": {http.StatusNotFound, http.StatusUnprocessableEntity},
+	"GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs":        {http.StatusNotFound},
+	"GET /repos/{owner}/{repo}/actions/runs/{run_id}":                       {http.StatusNotFound},
+	"POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel":               {http.StatusConflict, http.StatusNotFound},
+	"GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs":                  {http.StatusNotFound},
+	"GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs":                  {http.StatusNotFound, http.StatusGone, http.StatusForbidden},
+	"GET /repos/{owner}/{repo}/releases":                                    {http.StatusNotFound},
+	"GET /repos/{owner}/{repo}/releases/{release_id}/assets":                {http.StatusNotFound},
+	"GET /repos/{owner}/{repo}/releases/assets/{asset_id}":                  {http.StatusNotFound},
+}
+
+// Kinds of chaos answers besides the documented statuses.
+const (
+	chaosUnauthorized = iota
+	chaosPrimaryLimit
+	chaosSecondaryNoRetry
+	chaosTooMany
+	chaosServerError
+	chaosBadGateway
+	chaosUnavailable
+	chaosGarbage
+	chaosHang
+	chaosDocumented // one of documentedStatuses, chosen by a further draw
+	chaosKinds
+)
+
+// injected is an answer the simulator gives instead of the real one.
+type injected struct {
+	status int
+	header http.Header
+	body   []byte
+	hang   bool // no answer: the connection is dropped after Faults.HangFor
+}
+
+// injectAnswer decides, under s.mu, whether request seq gets an injected
+// answer instead of the real one (which then has no effect), and which.
+func (s *Sim) injectAnswer(rt *route, r *http.Request, seq uint64, f Faults, lim *tokenLimits, now time.Time) *injected {
+	write := r.Method != http.MethodGet && r.Method != http.MethodHead
+	switch {
+	case write && f.HourlyLimit > 0 && len(lim.hourWrites) >= f.HourlyLimit:
+		return s.secondaryLimitAnswer(lim, now)
+	case f.hit("secondarynoretry", seq, f.SecondaryNoRetry):
+		return s.secondaryLimitAnswer(lim, now)
+	case !f.hit("chaos", seq, f.Chaos):
+		return nil
+	}
+	kind := int(f.chance("chaos-kind", seq) * chaosKinds)
+	switch kind {
+	case chaosUnauthorized:
+		return jsonAnswer(http.StatusUnauthorized, "Bad credentials")
+	case chaosPrimaryLimit:
+		// A primary limit whose window ends shortly (GitHub's ends with the
+		// hour; waiting it out would only slow the test).
+		a := jsonAnswer(http.StatusForbidden, "API rate limit exceeded for user ID 1.")
+		a.header.Set("X-Ratelimit-Remaining", "0")
+		a.header.Set("X-Ratelimit-Reset", strconv.FormatInt(now.Add(2*time.Second).Unix(), 10))
+		return a
+	case chaosSecondaryNoRetry:
+		return s.secondaryLimitAnswer(lim, now)
+	case chaosTooMany:
+		a := jsonAnswer(http.StatusTooManyRequests, "Too Many Requests")
+		a.header.Set("Retry-After", "1")
+		return a
+	case chaosServerError:
+		return jsonAnswer(http.StatusInternalServerError, "Server Error")
+	case chaosBadGateway:
+		return jsonAnswer(http.StatusBadGateway, "Server Error")
+	case chaosUnavailable:
+		return jsonAnswer(http.StatusServiceUnavailable, "Service Unavailable")
+	case chaosGarbage:
+		return &injected{status: http.StatusOK, header: http.Header{"Content-Type": {"application/json; charset=utf-8"}},
+			body: []byte(`{"id": 1, "status": "in_pro` + "\x00\xff<html>")}
+	case chaosHang:
+		return &injected{hang: true}
+	}
+	statuses := documentedStatuses[rt.name]
+	if len(statuses) == 0 {
+		return jsonAnswer(http.StatusNotFound, "Not Found")
+	}
+	status := statuses[int(f.chance("chaos-status", seq)*float64(len(statuses)))]
+	a := jsonAnswer(status, http.StatusText(status))
+	if status == http.StatusMovedPermanently || status == http.StatusFound {
+		// A renamed repository: the answer points at the same place, where
+		// the real answer is given.
+		a.header.Set("Location", s.base+r.URL.Path+"?moved=1")
+	}
+	return a
+}
+
+// secondaryLimitAnswer is GitHub's secondary-limit answer without Retry-After:
+// x-ratelimit-remaining is not 0 and x-ratelimit-reset is the end of the
+// primary window (up to an hour away).
+func (s *Sim) secondaryLimitAnswer(lim *tokenLimits, now time.Time) *injected {
+	a := jsonAnswer(s.rateLimitStatus(), "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+		docBase+"/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits")
+	a.header.Set("X-Ratelimit-Limit", strconv.Itoa(s.primaryLimit()))
+	a.header.Set("X-Ratelimit-Remaining", strconv.Itoa(max(1, s.primaryLimit()-lim.used)))
+	a.header.Set("X-Ratelimit-Reset", strconv.FormatInt(now.Add(time.Hour).Unix(), 10))
+	return a
+}
+
+// jsonAnswer is GitHub's error body with status, message and, optionally,
+// its documentation URL.
+func jsonAnswer(status int, msg string, doc ...string) *injected {
+	u := docBase
+	if len(doc) > 0 {
+		u = doc[0]
+	}
+	return &injected{status: status, header: http.Header{"Content-Type": {"application/json; charset=utf-8"}},
+		body: []byte(fmt.Sprintf(`{"message":%q,"documentation_url":%q,"status":"%d"}`, msg, u, status))}
+}
+
+// write sends the injected answer, or, for a hang, holds the request for
+// hangFor and drops the connection without an answer (as GitHub's edge
+// does when a request times out).
+func (a *injected) write(w http.ResponseWriter, r *http.Request, hangFor time.Duration) {
+	if !a.hang {
+		for k, v := range a.header {
+			w.Header()[k] = v
+		}
+		writeRaw(w, a.status, a.body)
+		return
+	}
+	t := time.NewTimer(hangFor)
+	defer t.Stop()
+	select {
+	case <-r.Context().Done():
+	case <-t.C:
+	}
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
