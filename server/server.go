@@ -88,6 +88,8 @@ type Options struct {
 	// CORSOrigins are the browser origins (scheme://host[:port], or "*")
 	// allowed to call the API; empty: no CORS headers, preflights refused.
 	CORSOrigins []string
+	// Requests observes every answered request (metrics); nil: none.
+	Requests RequestObserver
 }
 
 // DefaultKeyCacheTTL is the default of Options.KeyCacheTTL.
@@ -114,6 +116,7 @@ type Server struct {
 	webhookBytes *semaphore.Weighted
 	limiter      *rateLimiter
 	corsOrigins  []string
+	requests     RequestObserver
 }
 
 // New returns a Server with every route registered.
@@ -127,6 +130,7 @@ func New(opts Options) *Server {
 		log:           opts.Log,
 		maxBodyBytes:  opts.MaxBodyBytes,
 		corsOrigins:   opts.CORSOrigins,
+		requests:      opts.Requests,
 	}
 	if s.publicURL == "" {
 		s.publicURL = "http://localhost:8080"
@@ -185,6 +189,9 @@ func (s *Server) routes() *gin.Engine {
 	r.RedirectTrailingSlash = false
 	r.ContextWithFallback = true
 	r.Use(s.requestID, s.accessLog, s.recoverPanic)
+	if s.requests != nil {
+		r.Use(s.observeRequests)
+	}
 	if len(s.corsOrigins) > 0 {
 		r.Use(s.cors)
 	}

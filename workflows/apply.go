@@ -201,7 +201,7 @@ func (e *Engine) startBuildingTx(ctx context.Context, tx *gorm.DB, b *models.Bui
 	if runner == "" {
 		runner = "a GitHub runner"
 	}
-	_, err := models.TransitionBuildTx(ctx, tx, b, models.Transition{
+	_, err := e.transitionTx(ctx, tx, b, models.Transition{
 		To: models.StatusBuilding, Reason: "job in progress", At: at,
 		Level: models.LevelInfo, Message: "Job started on " + runner,
 		Fields: map[string]any{"started_at": at.UTC(), "runner_name": job.RunnerName},

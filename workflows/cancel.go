@@ -30,7 +30,7 @@ func (e *Engine) CancelBuild(ctx context.Context, buildID string) (models.Build,
 		}
 		switch {
 		case b.DispatchedAt == nil:
-			if _, err := models.TransitionBuildTx(ctx, tx, &b, models.Transition{
+			if _, err := e.transitionTx(ctx, tx, &b, models.Transition{
 				To: models.StatusCancelled, Reason: "cancelled before it was dispatched", At: now,
 				Level: models.LevelWarning, Message: "Build cancelled before it was dispatched",
 				Fields: map[string]any{"completed_at": now, "cancel_requested": true},

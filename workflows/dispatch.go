@@ -329,7 +329,7 @@ func (e *Engine) cancelUndispatched(ctx context.Context, buildID string) error {
 		if err != nil {
 			return err
 		}
-		_, err = models.TransitionBuildTx(ctx, tx, &b, models.Transition{
+		_, err = e.transitionTx(ctx, tx, &b, models.Transition{
 			To: models.StatusCancelled, Reason: "cancelled before it was dispatched", At: now,
 			Level: models.LevelWarning, Message: "Build cancelled before it was dispatched",
 			Fields: map[string]any{"completed_at": now},
@@ -361,7 +361,7 @@ func (e *Engine) failBuildTx(ctx context.Context, tx *gorm.DB, b *models.Build, 
 	for k, v := range fields {
 		all[k] = v
 	}
-	changed, err := models.TransitionBuildTx(ctx, tx, b, models.Transition{
+	changed, err := e.transitionTx(ctx, tx, b, models.Transition{
 		To: models.StatusFailed, Reason: reason, At: at,
 		Level: models.LevelError, Message: "Build failed: " + reason, Fields: all,
 	}, e.clock.Now())

@@ -67,6 +67,8 @@ type Options struct {
 	DispatchesPerMinute int
 	// DownloadMode is "redirect" (default) or "proxy".
 	DownloadMode string
+	// Observer is told of every build transition (nil: nobody).
+	Observer BuildObserver
 
 	// ReconcileInterval is how often the reconciler (a River periodic job,
 	// leader only) looks for stale builds (default 30s).

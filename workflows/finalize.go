@@ -240,7 +240,7 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 			fields["error_step"] = step
 			t.Reason, t.Level, t.Message = reason, models.LevelError, "Build failed: "+reason
 		}
-		changed, err := models.TransitionBuildTx(ctx, tx, &locked, t, now)
+		changed, err := e.transitionTx(ctx, tx, &locked, t, now)
 		if changed {
 			e.log.Info("build finished", "build_id", b.ID, "status", to, "reason", reason)
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
@@ -68,20 +69,25 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 	db.Outbox().SetRenderer(server.EventRenderer(cfg.PublicURL))
 	store := models.NewStore(db)
 
+	obs, err := startMetrics(ctx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	defer obs.Close()
 	var (
 		forge     workflows.Forge
 		demo      *demoEnv
 		forgeHost = workflows.ForgeHostOf(cfg.GitHubAPIURL)
 	)
 	if cfg.Demo {
-		demo, forge, err = startDemo(ctx, &cfg, log)
+		demo, forge, err = startDemo(ctx, &cfg, log, obs.transport())
 		if err != nil {
 			return err
 		}
 		defer demo.Close()
 		forgeHost = demo.ForgeHost(cfg.Listen)
 	} else {
-		forge, err = buildForge(ctx, cfg, log)
+		forge, err = buildForge(ctx, cfg, log, obs.transport())
 		if err != nil {
 			return err
 		}
@@ -116,6 +122,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		StaleAfter:          cfg.StaleAfter,
 		LogWaitTimeout:      cfg.LogWaitTimeout,
 		NoRunTimeout:        cfg.NoRunTimeout,
+		Observer:            obs.builds(),
 	})
 	workers := river.NewWorkers()
 	engine.RegisterWorkers(workers)
@@ -151,6 +158,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		Log:           log,
 		RateLimits:    cfg.rateLimits(),
 		CORSOrigins:   cfg.CORSOrigins,
+		Requests:      obs.requests(),
 	})
 	httpServer := api.HTTPServer()
 	httpServer.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
@@ -208,10 +216,13 @@ func stopJobs(jobs *river.Client[*sql.Tx], log *slog.Logger) {
 // buildForge returns the GitHub client cfg describes (a token, or a GitHub
 // App installation), on GitHub.com or the GitHub Enterprise Server at
 // DESKFORGE_GITHUB_API_URL.
-func buildForge(ctx context.Context, cfg Config, log *slog.Logger) (workflows.Forge, error) {
+func buildForge(ctx context.Context, cfg Config, log *slog.Logger, transport func(http.RoundTripper) http.RoundTripper) (workflows.Forge, error) {
 	opts, err := forgeOptions(cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	if transport != nil {
+		opts.HTTPClient = &http.Client{Transport: transport(nil)}
 	}
 	client, err := github.New(ctx, opts)
 	if err != nil {
@@ -258,7 +269,7 @@ func forgeOptions(cfg Config, log *slog.Logger) (github.Options, error) {
 // startDemo starts demo mode's in-process GitHub simulator (demo.go), points
 // cfg at it (builder repository, webhook secret) and returns it with a forge
 // talking to it.
-func startDemo(ctx context.Context, cfg *Config, log *slog.Logger) (*demoEnv, workflows.Forge, error) {
+func startDemo(ctx context.Context, cfg *Config, log *slog.Logger, transport func(http.RoundTripper) http.RoundTripper) (*demoEnv, workflows.Forge, error) {
 	d, err := startDemoSim(ctx, cfg.SimFaults, cfg.demoTiming, log)
 	if err != nil {
 		return nil, nil, err
@@ -266,6 +277,13 @@ func startDemo(ctx context.Context, cfg *Config, log *slog.Logger) (*demoEnv, wo
 	cfg.BuilderRepo = d.BuilderRepo()
 	cfg.GitHubWebhookSecret = d.WebhookSecret()
 	opts := d.ForgeOptions()
+	if transport != nil {
+		base := http.DefaultTransport
+		if opts.HTTPClient != nil && opts.HTTPClient.Transport != nil {
+			base = opts.HTTPClient.Transport
+		}
+		opts.HTTPClient = &http.Client{Transport: transport(base)}
+	}
 	opts.WritesPerMinute = cfg.DispatchesPerMinute
 	opts.Logger = log
 	forge, err := github.New(ctx, opts)
