@@ -77,6 +77,10 @@ func TestMixedRunUnderAllFaults(t *testing.T) {
 		webhooks:       true,
 		secondaryLimit: secondary,
 		maxQueue:       4 * time.Second,
+		// GHES runs are found by listing, under 5xx faults, for 200
+		// builds at once: under -race that can take longer than the
+		// default 20 s, which would fail a build as having no run.
+		noRun:          2 * time.Minute,
 		workers:        20,
 		staleAfter:     time.Second,
 		reconcileEvery: 250 * time.Millisecond,
