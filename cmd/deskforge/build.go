@@ -106,6 +106,17 @@ func (cc *clientCommand) connect() (*client.Client, error) {
 	return c, nil
 }
 
+// parseBuildID parses the flags and the one build id of a build command,
+// then connects: done is true when the command must return err at once
+// (help, a usage error or no server settings); the id is cc.fs.Arg(0).
+func (cc *clientCommand) parseBuildID(args []string) (c *client.Client, done bool, err error) {
+	if done, err := cc.parse(args, 1, "build id (build_…)"); done {
+		return nil, true, err
+	}
+	c, err = cc.connect()
+	return c, err != nil, err
+}
+
 // flagOfField names the flag that sets an API field, for 400 answers.
 var flagOfField = map[string]string{
 	"platform": "--platform", "arch": "--arch", "version": "--version", "status": "--status",
@@ -307,11 +318,8 @@ func durationOf(b client.Build) string {
 func runBuildGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cc := newClientCommand("build get", stdout, stderr)
 	cc.fs.Usage = usageFunc(cc.fs, "deskforge build get [flags] BUILD_ID", "Shows a build; --json prints the API's JSON.")
-	if done, err := cc.parse(args, 1, "build id (build_…)"); done {
-		return err
-	}
-	c, err := cc.connect()
-	if err != nil {
+	c, done, err := cc.parseBuildID(args)
+	if done {
 		return err
 	}
 	b, err := c.GetBuild(ctx, cc.fs.Arg(0))
@@ -376,11 +384,8 @@ func runBuildLogs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	cc.fs.Usage = usageFunc(cc.fs, "deskforge build logs [--follow] [--level LEVEL] [flags] BUILD_ID",
 		"Prints a build's log, one entry a line (2024-01-20T10:01:00Z [info] message); --json prints one JSON\n"+
 			"object a line. With --follow, keeps printing new entries until the build ends.")
-	if done, err := cc.parse(args, 1, "build id (build_…)"); done {
-		return err
-	}
-	c, err := cc.connect()
-	if err != nil {
+	c, done, err := cc.parseBuildID(args)
+	if done {
 		return err
 	}
 	id := cc.fs.Arg(0)
@@ -406,11 +411,8 @@ func runBuildCancel(ctx context.Context, args []string, stdout, stderr io.Writer
 	cc := newClientCommand("build cancel", stdout, stderr)
 	cc.fs.Usage = usageFunc(cc.fs, "deskforge build cancel [flags] BUILD_ID",
 		"Cancels a build: at once when it was not dispatched yet, otherwise once GitHub confirms.")
-	if done, err := cc.parse(args, 1, "build id (build_…)"); done {
-		return err
-	}
-	c, err := cc.connect()
-	if err != nil {
+	c, done, err := cc.parseBuildID(args)
+	if done {
 		return err
 	}
 	b, err := c.CancelBuild(ctx, cc.fs.Arg(0))
@@ -434,11 +436,8 @@ func runBuildRetry(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cc.followFlags()
 	cc.fs.Usage = usageFunc(cc.fs, "deskforge build retry [--wait] [flags] BUILD_ID",
 		"Starts a new build of the same project, platform, arch and version, and prints its id.")
-	if done, err := cc.parse(args, 1, "build id (build_…)"); done {
-		return err
-	}
-	c, err := cc.connect()
-	if err != nil {
+	c, done, err := cc.parseBuildID(args)
+	if done {
 		return err
 	}
 	b, err := c.RetryBuild(ctx, cc.fs.Arg(0))
@@ -462,11 +461,8 @@ func runBuildDownload(ctx context.Context, args []string, stdout, stderr io.Writ
 		"Downloads a successful build's installer, with a progress bar on a terminal. The bytes go to FILE.part\n"+
 			"first; an interrupted download is resumed (also by running the command again). The size and, when\n"+
 			"the server gives it, the SHA-256 are checked.")
-	if done, err := cc.parse(args, 1, "build id (build_…)"); done {
-		return err
-	}
-	c, err := cc.connect()
-	if err != nil {
+	c, done, err := cc.parseBuildID(args)
+	if done {
 		return err
 	}
 	id := cc.fs.Arg(0)
