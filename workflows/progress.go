@@ -76,6 +76,9 @@ func (e *Engine) followSteps(ctx context.Context, buildID string) error {
 	if b.Status != models.StatusBuilding || b.RunConclusion != "" || b.RunID == nil {
 		return nil
 	}
+	if !e.servesBuild(b) {
+		return e.foreignBuild(ctx, b)
+	}
 	next := river.JobSnooze(e.opts.StepPollInterval)
 	if !e.stepLimiter.Allow() {
 		return next

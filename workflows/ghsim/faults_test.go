@@ -57,22 +57,36 @@ func TestWebhookFaultsAreDeterministic(t *testing.T) {
 	f := Faults{Seed: 7, Drop: 0.3, Duplicate: 0.2, Reorder: 0.5, ReorderDelay: 50 * time.Millisecond}
 	_, log1, got1 := runBuilds(t, f, 4)
 	_, log2, got2 := runBuilds(t, f, 4)
+	// GUIDs are unique to each simulator (as GitHub's are unique): the
+	// runs are compared by each GUID's first position in the sequence, so
+	// a duplicate still shows as the same delivery.
+	ordinal := func(seen map[string]int, guid string) int {
+		if _, ok := seen[guid]; !ok {
+			seen[guid] = len(seen)
+		}
+		return seen[guid]
+	}
 	strip := func(ds []Delivery) []string {
 		var out []string
+		seen := map[string]int{}
 		for _, d := range ds {
-			out = append(out, fmt.Sprintf("%s %s/%s dropped=%t dup=%t delayed=%t", d.GUID, d.Event, d.Action, d.Dropped, d.Duplicate, d.Delayed))
+			out = append(out, fmt.Sprintf("%d %s/%s dropped=%t dup=%t delayed=%t", ordinal(seen, d.GUID), d.Event, d.Action, d.Dropped, d.Duplicate, d.Delayed))
 		}
 		return out
 	}
 	require.Equal(t, strip(log1), strip(log2), "same seed, same deliveries")
-	var guids1, guids2 []string
-	for _, h := range got1 {
-		guids1 = append(guids1, h.guid)
+	order := func(ds []Delivery, got []receivedHook) []int {
+		seen := map[string]int{}
+		for _, d := range ds {
+			ordinal(seen, d.GUID)
+		}
+		var out []int
+		for _, h := range got {
+			out = append(out, ordinal(seen, h.guid))
+		}
+		return out
 	}
-	for _, h := range got2 {
-		guids2 = append(guids2, h.guid)
-	}
-	require.Equal(t, guids1, guids2, "same seed, same arrival order")
+	require.Equal(t, order(log1, got1), order(log2, got2), "same seed, same arrival order")
 
 	f.Seed = 8
 	_, log3, _ := runBuilds(t, f, 4)
@@ -292,4 +306,15 @@ func TestRateLimitAndGHESFaultKnobs(t *testing.T) {
 	e.clock.Advance(time.Hour)
 	_, _, err = e.freshClient(testToken).Repositories.Get(e.ctx, testOwner, testName)
 	require.NoError(t, err)
+}
+
+// TestDeliveryGUIDsUniquePerSimulator: two simulators with one seed (two
+// demos on one database) never send the same X-GitHub-Delivery.
+func TestDeliveryGUIDsUniquePerSimulator(t *testing.T) {
+	t.Parallel()
+	a, b := New(Options{Faults: Faults{Seed: 1}}), New(Options{Faults: Faults{Seed: 1}})
+	for seq := range uint64(3) {
+		require.Equal(t, a.guid(seq), a.guid(seq), "a delivery and its duplicate share a GUID")
+		require.NotEqual(t, a.guid(seq), b.guid(seq))
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"path"
@@ -179,8 +180,12 @@ type Sim struct {
 	outbox     []*outgoing
 	deliveries []Delivery
 	deliverSeq uint64
-	sendMu     sync.Mutex
-	wake       chan struct{}
+	// guidSalt makes this simulator's delivery GUIDs its own: GitHub's are
+	// unique, and two simulators with one seed (two demos on one database)
+	// must not send the same X-GitHub-Delivery for different events.
+	guidSalt uint64
+	sendMu   sync.Mutex
+	wake     chan struct{}
 }
 
 // idEpoch is where Options.IDsFromClock counts from.
@@ -246,6 +251,7 @@ func New(opts Options) *Sim {
 		base = max(0, opts.Clock.Now().Sub(idEpoch).Milliseconds()) * 1000
 	}
 	return &Sim{
+		guidSalt:         rand.Uint64(),
 		opts:             opts,
 		timing:           t,
 		clock:            opts.Clock,

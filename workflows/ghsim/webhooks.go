@@ -129,9 +129,10 @@ func (s *Sim) Redeliver(guid string) error {
 	return nil
 }
 
-// guid returns a deterministic UUID-shaped delivery id.
+// guid returns the UUID-shaped delivery id of the seq-th delivery: the
+// same for a delivery and its duplicates, unique to this simulator.
 func (s *Sim) guid(seq uint64) string {
-	a := splitmix64(uint64(s.opts.Faults.Seed)*0x2545f4914f6cdd1d ^ seq)
+	a := splitmix64((uint64(s.opts.Faults.Seed)*0x2545f4914f6cdd1d ^ s.guidSalt) ^ seq)
 	b := splitmix64(a ^ 0x94d049bb133111eb)
 	return fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", uint32(a>>32), uint16(a>>16), uint16(a)&0xfff, uint16(b>>48)&0x3fff|0x8000, b&0xffffffffffff)
 }
