@@ -148,6 +148,24 @@ func UpdaterArtifactName(assetName, platform string) string {
 	return assetName
 }
 
+// ElectronUpdaterArtifactName is the file electron-updater installs an
+// update from, which the Electron template builds and uploads beside the
+// installer assetName of platform when the project has
+// features.autoUpdate: on mac the app as a .zip (Squirrel.Mac installs no
+// .dmg), on windows an NSIS installer .exe (electron-updater's NsisUpdater
+// runs NSIS installers only, not the .msi), on linux the AppImage itself.
+// The names keep "-<platform>-<arch>", which electron-updater matches
+// against the machine's arch when a manifest lists both arches.
+func ElectronUpdaterArtifactName(assetName, platform string) string {
+	switch platform {
+	case "mac":
+		return strings.TrimSuffix(assetName, ".dmg") + ".zip"
+	case "windows":
+		return strings.TrimSuffix(assetName, ".msi") + ".exe"
+	}
+	return assetName
+}
+
 // ReleaseTag is the tag of the release a build's installer is uploaded to.
 func ReleaseTag(version string) string { return "v" + version }
 
