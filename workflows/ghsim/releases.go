@@ -130,6 +130,16 @@ func (s *Sim) uploadAsset(j *job, at time.Time) {
 	s.putAsset(rel, updater+".sig", SignatureBytes(updater), at)
 }
 
+// ReleaseDownloadURL is the browser_download_url of the asset called name of
+// the release tagged tag of repository fullName: anyone may follow it once
+// the release is published (a repository's token is needed for drafts and
+// private repositories).
+func (s *Sim) ReleaseDownloadURL(fullName, tag, name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.web("/%s/releases/download/%s/%s", fullName, url.PathEscape(tag), url.PathEscape(name))
+}
+
 // electron reports whether a run is of the Electron template (by its file
 // or workflow name), as the engine tells Electron projects apart.
 func (rn *run) electron() bool {
