@@ -211,6 +211,18 @@ type BuildConfig struct {
 	AssetName string       `json:"assetName"`
 	Window    WindowConfig `json:"window"`
 	Features  Features     `json:"features"`
+	// UpdateEndpoint is the DeskForge update endpoint the web-app template
+	// writes into the app's Tauri updater config (UpdateEndpoint); set only
+	// when Features.AutoUpdate is.
+	UpdateEndpoint string `json:"updateEndpoint,omitempty"`
+}
+
+// UpdateEndpoint is the URL a Tauri app of the project asks for updates:
+// DeskForge's update endpoint, with the placeholders the Tauri v2 updater
+// fills in ({{target}}: darwin, windows or linux; {{arch}}: x86_64 or
+// aarch64; {{current_version}}).
+func UpdateEndpoint(publicURL, projectID string) string {
+	return strings.TrimSuffix(publicURL, "/") + "/updates/" + projectID + "/{{target}}/{{arch}}/{{current_version}}"
 }
 
 // WindowConfig is the desktop window of a web-app build.
