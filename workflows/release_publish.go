@@ -53,6 +53,17 @@ type publishWorker struct {
 	engine *Engine
 }
 
+// PublishJobTimeout bounds one attempt of a publication. It is longer than
+// JobTimeout because an Electron release's manifests hash every installer
+// and updater file it lists (hundreds of megabytes each) read back from
+// GitHub.
+const PublishJobTimeout = 30 * time.Minute
+
+// Timeout implements river.Worker.
+func (w *publishWorker) Timeout(*river.Job[models.PublishReleaseArgs]) time.Duration {
+	return PublishJobTimeout
+}
+
 // Work implements river.Worker.
 func (w *publishWorker) Work(ctx context.Context, job *river.Job[models.PublishReleaseArgs]) error {
 	err := w.engine.PublishRelease(ctx, job.Args.ReleaseID)
