@@ -161,4 +161,15 @@ func TestElectronReleaseWithoutAutoUpdateHasChecksumsOnly(t *testing.T) {
 		_, ok := h.sim.AssetContent(appRepo, "v3.3.0", name)
 		require.False(t, ok, "%s needs features.autoUpdate", name)
 	}
+
+	// features.autoUpdate turned on after the builds ran: they uploaded no
+	// electron-updater .zip, so a publication refuses to write manifests
+	// that would point at nothing.
+	h.useElectron(true)
+	require.NoError(t, h.db.Gorm.Exec("UPDATE releases SET published_at = NULL WHERE id = ?", rel.ID).Error)
+	err := h.node.engine.PublishRelease(h.ctx, rel.ID)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "uploaded no ")
+	require.Contains(t, err.Error(), "-mac-arm64.zip: electron-updater needs it")
+	require.Equal(t, 1, h.sim.Counters().Endpoints[uploadCall].Requests, "no manifest uploaded")
 }
