@@ -222,3 +222,20 @@ func TestServeDemoReleaseEndToEnd(t *testing.T) {
 		require.True(t, found, "SHA256SUMS lists the bytes of %s/%s", b.Platform, b.Arch)
 	}
 }
+
+func TestReleaseHelpNamesTheClientSettings(t *testing.T) {
+	t.Parallel()
+	for _, sub := range []string{"create", "list", "get", "cancel", "retry"} {
+		var out strings.Builder
+		require.NoError(t, runRelease(t.Context(), []string{sub, "--help"}, &out, io.Discard), sub)
+		require.Contains(t, out.String(), "Usage: deskforge release "+sub)
+		require.Contains(t, out.String(), "DESKFORGE_URL")
+		require.Contains(t, out.String(), "DESKFORGE_API_KEY")
+		require.Contains(t, out.String(), "--json")
+	}
+	var out, errOut strings.Builder
+	require.Equal(t, exitUsage, run(t.Context(), []string{"release"}, &out, &errOut))
+	require.Contains(t, errOut.String(), "create       start a release")
+	require.Equal(t, 0, run(t.Context(), []string{"--help"}, &out, &errOut))
+	require.Contains(t, out.String(), "release ")
+}
