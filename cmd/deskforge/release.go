@@ -98,6 +98,7 @@ func runReleaseCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 	idemKey := cc.fs.String("idempotency-key", "", "send this Idempotency-Key: repeating the command answers the same release instead of a new one")
 	wait := cc.fs.Bool("wait", false, "follow the release until it is published or fails; exit 0 when published, 1 otherwise")
 	cc.followFlags()
+	publishWait := cc.fs.Duration("publish-wait", defaultPublishWait, "with --wait: how long a release whose builds all succeeded may take to be published before giving up")
 	cc.fs.Usage = usageFunc(cc.fs, "deskforge release create [--project ID] [--version V] [--target P/A]… [--notes TEXT] [--wait] [flags]",
 		"Starts a release (one build per target) and prints its id. With --wait, prints each change of its\n"+
 			"builds until the release is published (exit 0) or failed or cancelled (exit 1).")
@@ -137,7 +138,7 @@ func runReleaseCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 		return releaseRequestError(err)
 	}
 	if *wait {
-		return cc.followRelease(ctx, c, rel.ID)
+		return cc.followRelease(ctx, c, rel.ID, *publishWait)
 	}
 	if *cc.asJSON {
 		return printJSON(stdout, rel)
@@ -148,17 +149,47 @@ func runReleaseCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 	return nil
 }
 
+// defaultPublishWait is how long --wait waits for the publication of a
+// release whose builds all succeeded: the publication job runs within
+// seconds, unless it was refused (a target uploaded no updater artifact),
+// which only the server's log says.
+const defaultPublishWait = 10 * time.Minute
+
+// errNotPublished stops following a successful release that stays
+// unpublished.
+var errNotPublished = errors.New("not published")
+
 // followRelease watches a release until it is published or ends without
 // (one line per change; the final release as JSON with --json) and
-// returns the exit for its outcome.
-func (cc *clientCommand) followRelease(ctx context.Context, c *client.Client, id string) error {
-	final, err := c.WatchRelease(ctx, id, client.WatchOptions{Interval: *cc.interval}, func(r *client.Release) error {
+// returns the exit for its outcome. A release whose builds all succeeded
+// but that is still unpublished after publishWait exits 1.
+func (cc *clientCommand) followRelease(ctx context.Context, c *client.Client, id string, publishWait time.Duration) error {
+	watchCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	final, err := c.WatchRelease(watchCtx, id, client.WatchOptions{Interval: *cc.interval}, func(r *client.Release) error {
 		if !*cc.asJSON {
 			fmt.Fprintln(cc.stdout, releaseLine(r, time.Now()))
+		}
+		if r.Status == client.StatusSuccess && r.PublishedAt == nil && timer == nil {
+			timer = time.AfterFunc(publishWait, func() { stop(errNotPublished) })
 		}
 		return nil
 	})
 	switch {
+	case err != nil && errors.Is(context.Cause(watchCtx), errNotPublished) && ctx.Err() == nil:
+		if *cc.asJSON && final != nil {
+			if err := printJSON(cc.stdout, final); err != nil {
+				return err
+			}
+		}
+		return &exitError{exitFailed, fmt.Errorf("release %s: every build succeeded but it is still not published after %s; "+
+			"the publication may have been refused (a target without its updater artifact): see the server's log and 'deskforge release get %s'", id, publishWait, id)}
 	case err != nil && ctx.Err() != nil:
 		return &exitError{exitInterrupted, fmt.Errorf("stopped following %s; it goes on on the server (cancel it with 'deskforge release cancel %s')", id, id)}
 	case err != nil:
@@ -341,6 +372,7 @@ func runReleaseRetry(ctx context.Context, args []string, stdout, stderr io.Write
 	cc := newClientCommand("release retry", stdout, stderr)
 	wait := cc.fs.Bool("wait", false, "follow the release until it is published or fails; exit 0 when published, 1 otherwise")
 	cc.followFlags()
+	publishWait := cc.fs.Duration("publish-wait", defaultPublishWait, "with --wait: how long a release whose builds all succeeded may take to be published before giving up")
 	cc.fs.Usage = usageFunc(cc.fs, "deskforge release retry [--wait] [flags] RELEASE_ID",
 		"Rebuilds the failed and cancelled targets of a failed or cancelled release (succeeded targets are kept).")
 	c, done, err := cc.parseReleaseID(args)
@@ -352,7 +384,7 @@ func runReleaseRetry(ctx context.Context, args []string, stdout, stderr io.Write
 		return requestError(err)
 	}
 	if *wait {
-		return cc.followRelease(ctx, c, r.ID)
+		return cc.followRelease(ctx, c, r.ID, *publishWait)
 	}
 	if *cc.asJSON {
 		return printJSON(stdout, r)

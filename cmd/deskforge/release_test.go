@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -238,4 +239,27 @@ func TestReleaseHelpNamesTheClientSettings(t *testing.T) {
 	require.Contains(t, errOut.String(), "create       start a release")
 	require.Equal(t, 0, run(t.Context(), []string{"--help"}, &out, &errOut))
 	require.Contains(t, out.String(), "release ")
+}
+
+// A release whose builds all succeeded but whose publication never comes
+// (refused: a target uploaded no updater artifact) does not keep --wait
+// waiting for ever.
+func TestReleaseWaitGivesUpOnAPublicationThatNeverComes(t *testing.T) {
+	t.Parallel()
+	const body = `{"id":"rel_01abc","projectId":"proj_1","version":"2.0.0","targets":["linux/x64"],"notes":"","status":"success",` +
+		`"createdAt":"2024-01-20T10:00:00Z","completedAt":"2024-01-20T10:01:00Z","publishedAt":null,"releaseUrl":null,` +
+		`"builds":[{"id":"build_a","platform":"linux","arch":"x64","status":"success"}],"assets":[]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusCreated)
+		}
+		io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	var stdout, stderr strings.Builder
+	code := run(t.Context(), []string{"release", "create", "--url", srv.URL, "--api-key", "df_x", "--project", "proj_1",
+		"--wait", "--interval", "5ms", "--publish-wait", "50ms"}, &stdout, &stderr)
+	require.Equal(t, exitFailed, code, "stdout: %s\nstderr: %s", stdout.String(), stderr.String())
+	require.Contains(t, stdout.String(), "rel_01abc success (publishing)  1/1 succeeded")
+	require.Contains(t, stderr.String(), "every build succeeded but it is still not published after 50ms")
 }
