@@ -1,6 +1,7 @@
 // Package client is a typed Go client of DeskForge's public HTTP API: builds
-// (trigger, get, list, logs, download with resume, cancel, retry) and
-// projects (get, list). The command line's build commands, the end-to-end
+// (trigger, get, list, logs, download with resume, cancel, retry), releases
+// (create, get, list, cancel, retry, watch) and projects (get, list). The
+// command line's build and release commands, the end-to-end
 // tests and the benchmarks use it.
 //
 // It defines its own wire types and imports nothing else of DeskForge: it

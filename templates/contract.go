@@ -148,6 +148,24 @@ func UpdaterArtifactName(assetName, platform string) string {
 	return assetName
 }
 
+// ElectronUpdaterArtifactName is the file electron-updater installs an
+// update from, which the Electron template builds and uploads beside the
+// installer assetName of platform when the project has
+// features.autoUpdate: on mac the app as a .zip (Squirrel.Mac installs no
+// .dmg), on windows an NSIS installer .exe (electron-updater's NsisUpdater
+// runs NSIS installers only, not the .msi), on linux the AppImage itself.
+// The names keep "-<platform>-<arch>", which electron-updater matches
+// against the machine's arch when a manifest lists both arches.
+func ElectronUpdaterArtifactName(assetName, platform string) string {
+	switch platform {
+	case "mac":
+		return strings.TrimSuffix(assetName, ".dmg") + ".zip"
+	case "windows":
+		return strings.TrimSuffix(assetName, ".msi") + ".exe"
+	}
+	return assetName
+}
+
 // ReleaseTag is the tag of the release a build's installer is uploaded to.
 func ReleaseTag(version string) string { return "v" + version }
 
@@ -193,6 +211,18 @@ type BuildConfig struct {
 	AssetName string       `json:"assetName"`
 	Window    WindowConfig `json:"window"`
 	Features  Features     `json:"features"`
+	// UpdateEndpoint is the DeskForge update endpoint the web-app template
+	// writes into the app's Tauri updater config (UpdateEndpoint); set only
+	// when Features.AutoUpdate is.
+	UpdateEndpoint string `json:"updateEndpoint,omitempty"`
+}
+
+// UpdateEndpoint is the URL a Tauri app of the project asks for updates:
+// DeskForge's update endpoint, with the placeholders the Tauri v2 updater
+// fills in ({{target}}: darwin, windows or linux; {{arch}}: x86_64 or
+// aarch64; {{current_version}}).
+func UpdateEndpoint(publicURL, projectID string) string {
+	return strings.TrimSuffix(publicURL, "/") + "/updates/" + projectID + "/{{target}}/{{arch}}/{{current_version}}"
 }
 
 // WindowConfig is the desktop window of a web-app build.

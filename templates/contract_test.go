@@ -27,3 +27,15 @@ func TestProjectAssetNamesKeepProjectsApart(t *testing.T) {
 		require.Equal(t, want, templates.AssetLabelBuildID(label), label)
 	}
 }
+
+func TestElectronUpdaterArtifactNameKeepsTargetInName(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ platform, arch, want string }{
+		{"mac", "arm64", "app-1.0.0-mac-arm64.zip"},
+		{"windows", "x64", "app-1.0.0-windows-x64.exe"},
+		{"linux", "arm64", "app-1.0.0-linux-arm64.AppImage"},
+	} {
+		asset := templates.AssetName("App", "1.0.0", tc.platform, tc.arch)
+		require.Equal(t, tc.want, templates.ElectronUpdaterArtifactName(asset, tc.platform))
+	}
+}

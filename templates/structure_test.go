@@ -363,7 +363,7 @@ func TestTemplatesBuildEveryRunnerTableEntry(t *testing.T) {
 // every template, so a fix to one reaches all of them.
 func TestTemplatesShareTheirContractSteps(t *testing.T) {
 	t.Parallel()
-	shared := []string{"Check build config", "Detect signing credentials", "Collect the installer", "Upload to release"}
+	shared := []string{"Check build config", "Check auto-update", "Detect signing credentials", "Collect the installer", "Upload to release"}
 	scripts := map[string]map[string]string{}
 	for _, name := range templates.Names() {
 		w := loadWorkflow(t, name)

@@ -41,6 +41,13 @@ type fakeGitHub struct {
 // the step's result and the fake's releases afterwards.
 func runUpload(t *testing.T, template string, before *fakeGitHub, env map[string]string) (stepResult, fakeGitHub) {
 	t.Helper()
+	return runUploadWith(t, template, before, env, nil)
+}
+
+// runUploadWith is runUpload with further outputs of the collect step
+// (updater_name, updater_path, updater_sig).
+func runUploadWith(t *testing.T, template string, before *fakeGitHub, env, collected map[string]string) (stepResult, fakeGitHub) {
+	t.Helper()
 	needTools(t, "jq", "sha256sum")
 	fakeBin, err := filepath.Abs(filepath.Join("testdata", "fakegh"))
 	require.NoError(t, err)
@@ -51,11 +58,15 @@ func runUpload(t *testing.T, template string, before *fakeGitHub, env map[string
 		require.NoError(t, os.WriteFile(filepath.Join(state, "releases.json"), b, 0o600))
 	}
 	asset := templates.AssetName("Acme Notes!", "1.0.0", "linux", "x64")
-	collected := filepath.Join(t.TempDir(), asset)
+	installerPath := filepath.Join(t.TempDir(), asset)
 	installer := []byte("\x7fELF AppImage bytes")
-	require.NoError(t, os.WriteFile(collected, installer, 0o600))
+	require.NoError(t, os.WriteFile(installerPath, installer, 0o600))
 	sum := sha256.Sum256(installer)
-	require.NoError(t, os.WriteFile(collected+".sha256", []byte(hex.EncodeToString(sum[:])+"  "+asset+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(installerPath+".sha256", []byte(hex.EncodeToString(sum[:])+"  "+asset+"\n"), 0o600))
+	outputs := map[string]string{"path": installerPath, "sha256": hex.EncodeToString(sum[:])}
+	for k, v := range collected {
+		outputs[k] = v
+	}
 
 	if env == nil {
 		env = map[string]string{}
@@ -63,7 +74,7 @@ func runUpload(t *testing.T, template string, before *fakeGitHub, env map[string
 	env["FAKE_GH_STATE"] = state
 	res := runTemplateStep(t, stepRun{
 		template: template, step: "Upload to release", inputs: dispatchInputs(t, "linux", "x64", "1.0.0"),
-		outputs:    map[string]map[string]string{"collect": {"path": collected, "sha256": hex.EncodeToString(sum[:])}},
+		outputs:    map[string]map[string]string{"collect": outputs},
 		env:        env,
 		pathPrefix: fakeBin,
 	})
@@ -102,19 +113,19 @@ func TestUploadStepCreatesDraftRelease(t *testing.T) {
 	require.Contains(t, res.summary, "`"+asset+"`")
 }
 
-func TestUploadStepReplacesAnExistingAsset(t *testing.T) {
+func TestUploadStepReplacesAnExistingAssetOfADraft(t *testing.T) {
 	t.Parallel()
 	asset := templates.AssetName("Acme Notes!", "1.0.0", "linux", "x64")
 	before := &fakeGitHub{Next: 10, Releases: []fakeRelease{{
-		ID: 5, TagName: "v1.0.0", Draft: false,
+		ID: 5, TagName: "v1.0.0", Draft: true,
 		UploadURL: "https://uploads.example.test/repos/acme/builder/releases/5/assets{?name,label}",
 		Assets:    []fakeAsset{{ID: 6, Name: asset, Size: 3}, {ID: 7, Name: "other-app-1.0.0-linux-x64.AppImage", Size: 3}},
 	}}}
 	res, after := runUpload(t, "tauri-app", before, nil)
 	require.NoError(t, res.err, res.stdout)
-	require.Len(t, after.Releases, 1, "the published release is reused")
+	require.Len(t, after.Releases, 1, "the draft is reused")
 	rel := after.Releases[0]
-	require.False(t, rel.Draft)
+	require.True(t, rel.Draft)
 	require.Equal(t, []string{"other-app-1.0.0-linux-x64.AppImage", asset, asset + ".sha256"}, assetNames(rel),
 		"the old asset of that name is replaced; other apps' assets stay")
 	require.NotEqual(t, int64(6), rel.Assets[1].ID)
@@ -149,5 +160,68 @@ func TestUploadStepLabelsTheAssetWithItsBuild(t *testing.T) {
 			buildID := dispatchInputs(t, "linux", "x64", "1.0.0")[templates.InputBuildID]
 			require.Equal(t, buildID, templates.AssetLabelBuildID(after.Releases[0].Assets[0].Label))
 		})
+	}
+}
+
+func TestUploadStepNeverChangesAPublishedRelease(t *testing.T) {
+	t.Parallel()
+	asset := templates.AssetName("Acme Notes!", "1.0.0", "linux", "x64")
+	published := func() *fakeGitHub {
+		return &fakeGitHub{Next: 10, Releases: []fakeRelease{{
+			ID: 5, TagName: "v1.0.0", Draft: false,
+			UploadURL: "https://uploads.example.test/repos/acme/builder/releases/5/assets{?name,label}",
+			Assets:    []fakeAsset{{ID: 6, Name: asset, Size: 3}},
+		}}}
+	}
+	for _, tmpl := range []string{"webapp", "tauri-app", "electron-app"} {
+		t.Run(tmpl, func(t *testing.T) {
+			t.Parallel()
+			res, after := runUpload(t, tmpl, published(), nil)
+			require.Error(t, res.err)
+			require.Contains(t, res.stdout, "::error title=Upload::release v1.0.0 is published and already has "+asset)
+			require.Equal(t, published().Releases, after.Releases, "nothing deleted, nothing uploaded")
+		})
+	}
+
+	// A file the published release does not have yet may be added.
+	other := published()
+	other.Releases[0].Assets[0].Name = "other-app-1.0.0-linux-x64.AppImage"
+	res, after := runUpload(t, "webapp", other, nil)
+	require.NoError(t, res.err, res.stdout)
+	require.Equal(t, []string{"other-app-1.0.0-linux-x64.AppImage", asset, asset + ".sha256"}, assetNames(after.Releases[0]))
+}
+
+func TestUploadStepUploadsTheUpdaterArtifacts(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	asset := templates.AssetName("Acme Notes!", "1.0.0", "linux", "x64")
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+
+	// Tauri on Linux: the updater artifact is the installer; its .sig is added.
+	sig := write(asset+".sig", "dW50cnVzdGVkIGNvbW1lbnQ=")
+	res, after := runUploadWith(t, "tauri-app", nil, nil, map[string]string{
+		"updater_name": asset, "updater_path": filepath.Join(dir, asset), "updater_sig": sig})
+	require.NoError(t, res.err, res.stdout)
+	require.Equal(t, []string{asset, asset + ".sha256", asset + ".sig"}, assetNames(after.Releases[0]))
+	require.Contains(t, res.stdout, "Uploaded the updater signature "+asset+".sig")
+
+	// Electron: electron-updater's own file (on Windows the NSIS .exe) beside
+	// the installer; a rebuild into a draft replaces all three.
+	exe := "acme-notes-1.0.0-linux-x64.exe"
+	exePath := write(exe, "MZ nsis")
+	before := &fakeGitHub{Next: 10, Releases: []fakeRelease{{
+		ID: 5, TagName: "v1.0.0", Draft: true,
+		UploadURL: "https://uploads.example.test/repos/acme/builder/releases/5/assets{?name,label}",
+		Assets:    []fakeAsset{{ID: 6, Name: asset}, {ID: 7, Name: asset + ".sha256"}, {ID: 8, Name: exe}},
+	}}}
+	res, after = runUploadWith(t, "electron-app", before, nil, map[string]string{"updater_name": exe, "updater_path": exePath})
+	require.NoError(t, res.err, res.stdout)
+	require.Equal(t, []string{asset, asset + ".sha256", exe}, assetNames(after.Releases[0]))
+	for _, id := range []string{"6", "7", "8"} {
+		require.Contains(t, res.stdout, "Replacing existing asset "+id+" ")
 	}
 }

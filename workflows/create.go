@@ -242,12 +242,17 @@ func (e *Engine) buildFromRequest(project models.Project, req CreateBuildRequest
 		repo, workflow, ref = e.opts.BuilderRepo, e.opts.BuilderWorkflow, e.opts.BuilderRef
 	}
 	assetName := templates.ProjectAssetName(project.ID, project.Name, version, req.Platform, req.Arch)
+	var updateEndpoint string
+	if project.FeatureAutoUpdate {
+		updateEndpoint = templates.UpdateEndpoint(e.opts.PublicURL, project.ID)
+	}
 	config, err := json.Marshal(templates.BuildConfig{
-		Name:      project.Name,
-		URL:       project.URL,
-		Author:    project.Author,
-		AppID:     project.AppID,
-		AssetName: assetName,
+		UpdateEndpoint: updateEndpoint,
+		Name:           project.Name,
+		URL:            project.URL,
+		Author:         project.Author,
+		AppID:          project.AppID,
+		AssetName:      assetName,
 		Window: templates.WindowConfig{
 			Width:     project.WindowWidth,
 			Height:    project.WindowHeight,

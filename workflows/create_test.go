@@ -304,3 +304,19 @@ func TestCreateBuildFailedInsertLeavesNothing(t *testing.T) {
 		})
 	}
 }
+
+func TestCreateBuildSendsTheUpdateEndpointWithAutoUpdate(t *testing.T) {
+	t.Parallel()
+	bundle := setupCreate(t, models.DialectSQLite)
+	p, err := bundle.store.UpdateProject(bundle.ctx, bundle.webApp.ID, func(p *models.Project) error {
+		p.FeatureAutoUpdate = true
+		return nil
+	})
+	require.NoError(t, err)
+	b, err := bundle.engine.CreateBuild(bundle.ctx, workflows.CreateBuildRequest{ProjectID: p.ID, Platform: "linux", Arch: "x64"})
+	require.NoError(t, err)
+	var cfg templates.BuildConfig
+	require.NoError(t, json.Unmarshal([]byte(b.Config), &cfg))
+	require.True(t, cfg.Features.AutoUpdate)
+	require.Equal(t, "http://localhost:8080/updates/"+p.ID+"/{{target}}/{{arch}}/{{current_version}}", cfg.UpdateEndpoint)
+}

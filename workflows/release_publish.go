@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -52,6 +53,17 @@ type publishWorker struct {
 	engine *Engine
 }
 
+// PublishJobTimeout bounds one attempt of a publication. It is longer than
+// JobTimeout because an Electron release's manifests hash every installer
+// and updater file it lists (hundreds of megabytes each) read back from
+// GitHub.
+const PublishJobTimeout = 30 * time.Minute
+
+// Timeout implements river.Worker.
+func (w *publishWorker) Timeout(*river.Job[models.PublishReleaseArgs]) time.Duration {
+	return PublishJobTimeout
+}
+
 // Work implements river.Worker.
 func (w *publishWorker) Work(ctx context.Context, job *river.Job[models.PublishReleaseArgs]) error {
 	err := w.engine.PublishRelease(ctx, job.Args.ReleaseID)
@@ -68,8 +80,10 @@ type publishRefusedError struct{ msg string }
 
 func (e *publishRefusedError) Error() string { return e.msg }
 
-// PublishRelease uploads SHA256SUMS and, for Tauri projects and web apps with
-// features.autoUpdate, latest.json to the release's GitHub release, then
+// PublishRelease uploads SHA256SUMS and, for projects with
+// features.autoUpdate, the update manifests (latest.json for Tauri projects
+// and web apps, latest*.yml for Electron projects) to the release's GitHub
+// release, then
 // publishes it and records it published. It is idempotent: files already
 // uploaded (by an attempt that crashed before publishing) are kept, since
 // their content is a function of the release; a published release is left
@@ -107,13 +121,24 @@ func (e *Engine) PublishRelease(ctx context.Context, id string) error {
 	if err := e.ensureAsset(ctx, repo, tag, ChecksumsAsset, "text/plain", sums); err != nil {
 		return fmt.Errorf("publish release %s: %w", id, err)
 	}
-	if project.FeatureAutoUpdate && usesTauri(project) {
+	if project.FeatureAutoUpdate && !usesElectron(project) {
 		manifest, err := e.tauriManifest(ctx, rel, builds)
 		if err != nil {
 			return fmt.Errorf("publish release %s: %w", id, err)
 		}
 		if err := e.ensureAsset(ctx, repo, tag, TauriManifestAsset, "application/json", manifest); err != nil {
 			return fmt.Errorf("publish release %s: %w", id, err)
+		}
+	}
+	if project.FeatureAutoUpdate && usesElectron(project) {
+		manifests, err := e.electronManifests(ctx, rel, builds)
+		if err != nil {
+			return fmt.Errorf("publish release %s: %w", id, err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(manifests)) {
+			if err := e.ensureAsset(ctx, repo, tag, name, "text/yaml", manifests[name]); err != nil {
+				return fmt.Errorf("publish release %s: %w", id, err)
+			}
 		}
 	}
 	htmlURL, err := e.forge.PublishRelease(ctx, repo, tag, rel.Notes)
@@ -134,13 +159,6 @@ func (e *Engine) logInfo(ctx context.Context, msg string, args ...any) {
 	if e.log != nil {
 		e.log.InfoContext(ctx, msg, args...)
 	}
-}
-
-// usesTauri reports whether a project is built with Tauri: web apps (the
-// builder's template) and repositories whose workflow is a Tauri one.
-// Electron projects' latest*.yml are not written yet.
-func usesTauri(p models.Project) bool {
-	return p.IsWebApp() || !strings.Contains(strings.ToLower(p.Workflow), "electron")
 }
 
 // checksums is SHA256SUMS: "<sha256>  <name>" per installer, sorted by name,

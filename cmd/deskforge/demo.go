@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/templates"
+	"github.com/deskforge/deskforge/workflows"
 	"github.com/deskforge/deskforge/workflows/ghsim"
 	"github.com/deskforge/deskforge/workflows/github"
 )
@@ -27,6 +29,8 @@ const (
 	demoProjectName = "DeskForge Demo"
 	demoKeyPrefix   = "demo admin"
 	demoToken       = "ghs_simulated_demo_token"
+	// demoReleaseVersion is the version the banner's release example uses.
+	demoReleaseVersion = "1.1.0"
 )
 
 // demoEnv is the simulated GitHub that `serve --demo` drives.
@@ -129,7 +133,11 @@ func (d *demoEnv) Ready(ctx context.Context, store *models.Store, serverURL stri
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(out, demoBanner(serverURL, d.sim.BaseURL(), project.ID, key))
+	downloads := map[string]string{}
+	for _, name := range []string{workflows.TauriManifestAsset, workflows.ChecksumsAsset} {
+		downloads[name] = d.sim.ReleaseDownloadURL(demoBuilderRepo, templates.ReleaseTag(demoReleaseVersion), name)
+	}
+	fmt.Fprint(out, demoBanner(serverURL, d.sim.BaseURL(), project.ID, key, downloads))
 	return nil
 }
 
@@ -176,16 +184,30 @@ func (d *demoEnv) Close() {
 	d.srv.Shutdown(ctx)
 }
 
-// demoProject returns the demo web-app project, creating it on first start.
+// demoProject returns the demo web-app project (with features.autoUpdate,
+// so that its releases carry latest.json), creating it on first start.
 func demoProject(ctx context.Context, store *models.Store) (models.Project, error) {
 	projects, _, err := store.ListProjects(ctx, models.ProjectFilter{Limit: 200})
 	if err != nil {
 		return models.Project{}, fmt.Errorf("demo: list projects: %w", err)
 	}
 	for _, p := range projects {
-		if p.Name == demoProjectName {
+		if p.Name != demoProjectName {
+			continue
+		}
+		if p.FeatureAutoUpdate {
 			return p, nil
 		}
+		// A demo database from before releases: its project gets the
+		// update manifests the banner's release shows.
+		p, err := store.UpdateProject(ctx, p.ID, func(p *models.Project) error {
+			p.FeatureAutoUpdate = true
+			return nil
+		})
+		if err != nil {
+			return models.Project{}, fmt.Errorf("demo: enable autoUpdate on the demo project: %w", err)
+		}
+		return p, nil
 	}
 	p := models.Project{
 		Name:      demoProjectName,
@@ -198,13 +220,17 @@ func demoProject(ctx context.Context, store *models.Store) (models.Project, erro
 	models.ApplyProjectDefaults(&p)
 	p.WindowResizable = true
 	p.FeatureTray = true
+	p.FeatureAutoUpdate = true
 	if err := store.CreateProject(ctx, &p); err != nil {
 		return models.Project{}, fmt.Errorf("demo: create project: %w", err)
 	}
 	return p, nil
 }
 
-func demoBanner(serverURL, simURL, projectID, key string) string {
+// demoBanner is what `serve --demo` prints once it listens. downloads maps
+// "latest.json" and "SHA256SUMS" to where the simulated GitHub serves them
+// for the banner's release.
+func demoBanner(serverURL, simURL, projectID, key string, downloads map[string]string) string {
 	return fmt.Sprintf(`
 ================================================================================
  DeskForge DEMO MODE: GitHub is SIMULATED (in-process simulator at %[2]s).
@@ -233,6 +259,20 @@ func demoBanner(serverURL, simURL, projectID, key string) string {
 
  A version with a "-fail" pre-release (e.g. 1.0.0-fail) shows a failing build.
 
+ Release a version to all six targets (mac, windows, linux on x64 and arm64):
+ six builds, then one GitHub release published with SHA256SUMS and the Tauri
+ updater's latest.json once every target succeeded:
+   curl -s -X POST %[1]s/projects/%[3]s/releases \
+     -H "Authorization: Bearer $DESKFORGE_KEY" -H "Content-Type: application/json" \
+     -d '{"version": "1.1.0", "notes": "First release"}'
+   curl -s %[1]s/releases/RELEASE_ID -H "Authorization: Bearer $DESKFORGE_KEY"
+   deskforge release create --version 1.1.0 --notes "First release" --wait
+ Once it is published, fetch its files from the simulated GitHub, and ask the
+ update endpoint what a Tauri app on 1.0.0 would:
+   curl -sL %[5]s
+   curl -sL %[6]s
+   curl -s %[1]s/updates/%[3]s/darwin/aarch64/1.0.0
+
  Outbound webhooks (private addresses are allowed in the demo): start a local
  receiver on port 9000 (any HTTP server answering 2xx to POST; verify with a
  Standard Webhooks library), subscribe it, trigger a build, and list the signed
@@ -243,5 +283,5 @@ func demoBanner(serverURL, simURL, projectID, key string) string {
    curl -s %[1]s/webhooks/WEBHOOK_ID/deliveries -H "Authorization: Bearer $DESKFORGE_KEY"
  The answer to the first call holds the signing secret (whsec_…), shown once.
 ================================================================================
-`, serverURL, simURL, projectID, key)
+`, serverURL, simURL, projectID, key, downloads["latest.json"], downloads["SHA256SUMS"])
 }

@@ -24,6 +24,7 @@ func commands() map[string]command {
 		"migrate":  {"bring the database schema up to date", runMigrate},
 		"project":  {"create, list and show projects", runProject},
 		"build":    {"trigger, follow, list and download builds on a server", runBuild},
+		"release":  {"release a version to every target, and follow releases", runRelease},
 		"apikey":   {"create, list and revoke API keys", runAPIKey},
 		"webhook":  {"create, list and inspect outbound webhooks", runWebhook},
 		"template": {"list, show and install workflow templates", runTemplate},

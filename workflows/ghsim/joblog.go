@@ -166,9 +166,9 @@ func (s *Sim) jobLog(j *job) []byte {
 			entries = s.buildLines(j, osx, slug, target, version, dir)
 		case 4:
 			entries = []string{
-				"##[group]Run gh release upload \"" + tag + "\" \"dist/" + j.assetName + "\" --clobber",
+				"##[group]Run gh release upload \"" + tag + "\" \"dist/" + j.assetName + "\"",
 				"gh release view \"" + tag + "\" >/dev/null 2>&1 || gh release create \"" + tag + "\" --draft --title \"" + tag + "\"\n" +
-					"gh release upload \"" + tag + "\" \"dist/" + j.assetName + "\" \"dist/" + j.assetName + ".sha256\" --clobber",
+					"gh release upload \"" + tag + "\" \"dist/" + j.assetName + "\" \"dist/" + j.assetName + ".sha256\"",
 				"shell: " + osx.shell, "env:", "  GH_TOKEN: ***",
 				"##[endgroup]",
 			}

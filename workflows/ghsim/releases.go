@@ -65,6 +65,10 @@ func contentTypeFor(name string) string {
 		return "application/x-msi"
 	case strings.HasSuffix(name, ".AppImage"):
 		return "application/vnd.appimage"
+	case strings.HasSuffix(name, ".zip"):
+		return "application/zip"
+	case strings.HasSuffix(name, ".exe"):
+		return "application/vnd.microsoft.portable-executable"
 	case strings.HasSuffix(name, ".sha256"):
 		return "text/plain"
 	}
@@ -102,19 +106,44 @@ func (s *Sim) uploadAsset(j *job, at time.Time) {
 	j.assetID, j.assetDigest, j.assetSize = a.id, a.digest, a.size
 	// With features.autoUpdate the Tauri templates also upload the
 	// updater artifact (the installer itself, or on mac the .app.tar.gz)
-	// and its minisign signature (.sig).
+	// and its minisign signature (.sig); the Electron template uploads
+	// electron-updater's artifact (.zip on mac, NSIS .exe on windows).
 	var cfg struct {
 		Features struct {
 			AutoUpdate bool `json:"autoUpdate"`
 		} `json:"features"`
 	}
-	if json.Unmarshal([]byte(j.run.inputs[templates.InputConfig]), &cfg) == nil && cfg.Features.AutoUpdate {
-		updater := templates.UpdaterArtifactName(j.assetName, j.run.inputs[templates.InputPlatform])
-		if updater != j.assetName {
+	if json.Unmarshal([]byte(j.run.inputs[templates.InputConfig]), &cfg) != nil || !cfg.Features.AutoUpdate {
+		return
+	}
+	platform := j.run.inputs[templates.InputPlatform]
+	if j.run.electron() {
+		if updater := templates.ElectronUpdaterArtifactName(j.assetName, platform); updater != j.assetName {
 			s.putAsset(rel, updater, nil, at)
 		}
-		s.putAsset(rel, updater+".sig", SignatureBytes(updater), at)
+		return
 	}
+	updater := templates.UpdaterArtifactName(j.assetName, platform)
+	if updater != j.assetName {
+		s.putAsset(rel, updater, nil, at)
+	}
+	s.putAsset(rel, updater+".sig", SignatureBytes(updater), at)
+}
+
+// ReleaseDownloadURL is the browser_download_url of the asset called name of
+// the release tagged tag of repository fullName: anyone may follow it once
+// the release is published (a repository's token is needed for drafts and
+// private repositories).
+func (s *Sim) ReleaseDownloadURL(fullName, tag, name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.web("/%s/releases/download/%s/%s", fullName, url.PathEscape(tag), url.PathEscape(name))
+}
+
+// electron reports whether a run is of the Electron template (by its file
+// or workflow name), as the engine tells Electron projects apart.
+func (rn *run) electron() bool {
+	return strings.Contains(strings.ToLower(rn.workflowPath+" "+rn.workflowName), "electron")
 }
 
 // SignatureBytes is the content of the simulated minisign signature (.sig)
