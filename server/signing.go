@@ -124,7 +124,16 @@ func (l *linkSigner) sign(path string) string {
 	if key == nil {
 		return path
 	}
-	exp := l.now().Add(SignedLinkTTL).Truncate(signedLinkWindow).Add(signedLinkWindow).Unix()
+	return l.signUntil(key, path, l.expiry())
+}
+
+// expiry is the expiry of the links signed now: it changes once every
+// signedLinkWindow.
+func (l *linkSigner) expiry() int64 {
+	return l.now().Add(SignedLinkTTL).Truncate(signedLinkWindow).Add(signedLinkWindow).Unix()
+}
+
+func (l *linkSigner) signUntil(key []byte, path string, exp int64) string {
 	return "/signed/" + strconv.FormatInt(exp, 10) + "/" + linkMAC(key, path, exp) + path
 }
 

@@ -102,11 +102,27 @@ func (s *Server) checkUpdate(c *gin.Context) {
 		c.Status(http.StatusNoContent)
 		return
 	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", s.renderUpdate(rel, p))
+}
+
+// renderUpdate returns the JSON of an update, rendered once per platform
+// (and, in a private repository, once per expiry of signed links): the
+// cache serves bytes, not structures.
+func (s *Server) renderUpdate(rel *updateRelease, p *updatePlatform) []byte {
+	var exp int64
+	if p.signPath != "" {
+		exp = s.links.expiry()
+	}
+	if r := p.rendered.Load(); r != nil && r.exp == exp {
+		return r.body
+	}
 	u := p.url
 	if p.signPath != "" {
-		u = s.publicURL + s.links.sign(p.signPath)
+		u = s.publicURL + s.links.signUntil(s.links.loaded(), p.signPath, exp)
 	}
-	c.JSON(http.StatusOK, updateResponse{Version: rel.version.Original(), URL: u, Signature: p.signature, Notes: rel.notes, PubDate: rel.pubDate})
+	body, _ := json.Marshal(updateResponse{Version: rel.version.Original(), URL: u, Signature: p.signature, Notes: rel.notes, PubDate: rel.pubDate})
+	p.rendered.Store(&renderedUpdate{exp: exp, body: body})
+	return body
 }
 
 // projectUpdates is what the update endpoint knows of a project.
@@ -122,7 +138,7 @@ type updateRelease struct {
 	version   *semver.Version
 	notes     string
 	pubDate   string
-	platforms map[string]updatePlatform // by Tauri platform key
+	platforms map[string]*updatePlatform // by Tauri platform key
 }
 
 // updatePlatform is one target of an update: its signature and either a
@@ -131,6 +147,14 @@ type updatePlatform struct {
 	signature string
 	url       string
 	signPath  string
+	rendered  atomic.Pointer[renderedUpdate]
+}
+
+// renderedUpdate is an update's JSON; exp is the expiry of its signed link
+// (0: GitHub's link, which does not expire).
+type renderedUpdate struct {
+	exp  int64
+	body []byte
 }
 
 // updateCache holds projectUpdates per project. Entries are filled by the
@@ -281,7 +305,7 @@ func (uc *updateCache) load(ctx context.Context, id string) (*projectUpdates, er
 // loadRelease reads a published release's latest.json. A release without
 // one (no updater artifacts) offers nothing: every target answers 204.
 func (uc *updateCache) loadRelease(ctx context.Context, rel models.Release, v *semver.Version) (*updateRelease, error) {
-	out := &updateRelease{version: v, notes: rel.Notes, platforms: map[string]updatePlatform{}}
+	out := &updateRelease{version: v, notes: rel.Notes, platforms: map[string]*updatePlatform{}}
 	if rel.PublishedAt != nil {
 		out.pubDate = rel.PublishedAt.UTC().Format(time.RFC3339)
 	}
@@ -319,7 +343,7 @@ func (uc *updateCache) loadRelease(ctx context.Context, rel models.Release, v *s
 		}
 	}
 	for key, p := range m.Platforms {
-		up := updatePlatform{signature: p.Signature, url: p.URL}
+		up := &updatePlatform{signature: p.Signature, url: p.URL}
 		if private {
 			name, err := assetNameOf(p.URL)
 			if err != nil {

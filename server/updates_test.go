@@ -30,7 +30,7 @@ var testPlatforms = map[string]string{
 // the latest.json its publication would have written (GitHub URLs under
 // github.test, signatures "sig <version> <key>"), as the publish job and
 // RecordReleaseFiles leave it.
-func (b *apiBundle) publishRelease(t *testing.T, projectID, version string, private bool) models.Release {
+func (b *apiBundle) publishRelease(t testing.TB, projectID, version string, private bool) models.Release {
 	t.Helper()
 	now := time.Now().UTC()
 	rel := models.Release{ID: models.NewID("rel"), ProjectID: projectID, Version: version, Targets: "mac/arm64",
@@ -61,7 +61,7 @@ func (b *apiBundle) publishRelease(t *testing.T, projectID, version string, priv
 }
 
 // setAutoUpdate switches a project's features.autoUpdate through the API.
-func (b *apiBundle) setAutoUpdate(t *testing.T, projectID string, on bool) {
+func (b *apiBundle) setAutoUpdate(t testing.TB, projectID string, on bool) {
 	t.Helper()
 	r := b.do(t, http.MethodPatch, "/projects/"+projectID, b.adminKey, map[string]any{"features": map[string]any{"autoUpdate": on}})
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
