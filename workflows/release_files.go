@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/templates"
@@ -37,9 +38,12 @@ func (e *Engine) ReleaseFiles(ctx context.Context, rel models.Release) ([]models
 
 // RecordReleaseFiles records what the publication of release id uploaded,
 // read back from GitHub: SHA256SUMS and the manifests with their content
-// and SHA-256 (computed from the bytes), updater artifacts that are not the
-// installer itself and their .sig files with GitHub's size and digest. It
-// does nothing for a release that is not published, and is idempotent.
+// and SHA-256 (computed from the bytes) and, when there is a latest.json,
+// the updater artifacts that are not the installer itself and every .sig,
+// with GitHub's size and digest. It does nothing for a release that is not
+// published, and is idempotent. ReleaseFiles calls it for a published
+// release whose files were not recorded yet; the publication may call it
+// right after publishing, ahead of the first reader.
 func (e *Engine) RecordReleaseFiles(ctx context.Context, id string) error {
 	rel, err := e.store.GetRelease(ctx, id)
 	if err != nil {
@@ -86,6 +90,10 @@ func (e *Engine) RecordReleaseFiles(ctx context.Context, id string) error {
 		if err := add(name, models.FileManifest, true); err != nil {
 			return fmt.Errorf("record files of release %s: %w", id, err)
 		}
+	}
+	if !slices.ContainsFunc(files, func(f models.ReleaseFile) bool { return f.Name == TauriManifestAsset }) {
+		// No Tauri manifest: no updater artifacts to look for.
+		return e.store.RecordReleaseFiles(ctx, files)
 	}
 	for _, b := range builds {
 		updater := templates.UpdaterArtifactName(b.ArtifactName, b.Platform)
