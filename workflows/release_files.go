@@ -52,6 +52,9 @@ func (e *Engine) RecordReleaseFiles(ctx context.Context, id string) error {
 	if rel.PublishedAt == nil {
 		return nil
 	}
+	if e.forge == nil {
+		return fmt.Errorf("record files of release %s: no GitHub client", id)
+	}
 	all, err := e.store.ReleaseBuilds(ctx, id)
 	if err != nil {
 		return fmt.Errorf("record files of release %s: %w", id, err)
