@@ -76,6 +76,22 @@ func (s *Server) downloadArtifact(c *gin.Context) {
 	s.serveArtifact(c, b)
 }
 
+// downloadSignedArtifact is the signed form of GET
+// /builds/:id/artifacts/:name (the artifactUrl): no API key, the link's
+// signature instead (signing.go).
+func (s *Server) downloadSignedArtifact(c *gin.Context) {
+	id, name := c.Param("id"), c.Param("name")
+	if !s.checkSignedLink(c, artifactPath(id, name)) {
+		return
+	}
+	b, err := s.store.GetBuild(c.Request.Context(), id)
+	if err != nil {
+		s.renderError(c, err)
+		return
+	}
+	s.serveArtifact(c, b)
+}
+
 // serveArtifact answers with a successful build's installer: a 302 to
 // GitHub (browser_download_url for a public repository, the asset's
 // short-lived signed URL for a private one), or in proxy mode the bytes,

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -145,7 +146,7 @@ func TestDownloadRedirects(t *testing.T) {
 	require.Equal(t, public.ArtifactDownloadURL, r.header.Get("Location"))
 
 	got := b.do(t, http.MethodGet, "/builds/"+id, b.keyA, nil).json(t)
-	require.Equal(t, testPublicURL+"/builds/"+id+"/artifacts/my-app-1.0.0-mac-x64.dmg", got["artifactUrl"])
+	require.Regexp(t, `^`+regexp.QuoteMeta(testPublicURL)+`/signed/\d+/[A-Za-z0-9_-]{43}/builds/`+id+`/artifacts/my-app-1\.0\.0-mac-x64\.dmg$`, got["artifactUrl"])
 	require.EqualValues(t, len(artifactBytes), got["artifactSize"])
 
 	b.succeed(t, id, true)

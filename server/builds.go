@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,7 +111,7 @@ func (s *Server) buildJSON(b models.Build) buildResponse {
 		r.Duration = &d
 	}
 	if b.Status == models.StatusSuccess && b.ArtifactName != "" {
-		u := s.publicURL + "/builds/" + b.ID + "/artifacts/" + url.PathEscape(b.ArtifactName)
+		u := s.publicURL + s.links.sign(artifactPath(b.ID, b.ArtifactName))
 		r.ArtifactURL = &u
 		r.ArtifactSize = b.ArtifactSize
 	}

@@ -37,6 +37,14 @@ type BuildEngine interface {
 	// RetryRelease rebuilds a failed or cancelled release's failed and
 	// cancelled targets.
 	RetryRelease(ctx context.Context, id string) (models.Release, error)
+	// ReleaseFiles returns a published release's files besides its
+	// installers (recorded from GitHub the first time).
+	ReleaseFiles(ctx context.Context, rel models.Release) ([]models.ReleaseFile, error)
+	// ReleaseFileURL is where a release file is downloaded from without
+	// credentials; workflows.ErrAssetStreamed: use OpenReleaseFile.
+	ReleaseFileURL(ctx context.Context, f models.ReleaseFile) (string, error)
+	// OpenReleaseFile fetches a release file's bytes (Range forwarded).
+	OpenReleaseFile(ctx context.Context, f models.ReleaseFile, header http.Header) (*http.Response, error)
 	// Options are the engine's effective options (DownloadMode).
 	Options() workflows.Options
 }

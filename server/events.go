@@ -11,7 +11,8 @@ import (
 // answer them, links built on publicURL (default http://localhost:8080).
 // Install it with DB.Outbox().SetRenderer at start.
 func EventRenderer(publicURL string) models.Renderer {
-	s := &Server{publicURL: strings.TrimSuffix(publicURL, "/")}
+	// No signing key: events' data carry the links that take an API key.
+	s := &Server{publicURL: strings.TrimSuffix(publicURL, "/"), links: newLinkSigner(nil, nil)}
 	if s.publicURL == "" {
 		s.publicURL = "http://localhost:8080"
 	}
@@ -28,5 +29,5 @@ func (r eventRenderer) RenderProject(p models.Project) any { return projectJSON(
 
 // RenderRelease implements models.ReleaseRenderer.
 func (r eventRenderer) RenderRelease(rel models.Release, builds []models.Build) any {
-	return r.s.releaseJSON(rel, builds)
+	return r.s.releaseJSON(rel, builds, nil)
 }

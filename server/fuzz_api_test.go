@@ -55,6 +55,10 @@ func FuzzAPI(f *testing.F) {
 		{1, "/webhooks/github", "", `{"action":"completed","workflow_run":{"id":1,"display_title":"deskforge {build}\u0000","status":"completed"}}`, "workflow_run"},
 		{1, "/webhooks/github", "", `{"workflow_job":{"id":2,"run_id":1,"labels":["\u0000"],"steps":[{"number":1}]}}`, "workflow_job"},
 		{0, "/healthz", "", "", ""},
+		{0, "/updates/{A}/darwin/aarch64/1.0.0", "", "", ""},
+		{4, "/updates/{B}/linux/x64/1.0.0-%00", "", "", ""},
+		{0, "/signed/1/abc/builds/{build}/artifacts/x.dmg", "", "", ""},
+		{0, "/signed/99999999999/abc/releases/rel_x/files/SHA256SUMS", "", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.query, []byte(s.body), s.header)

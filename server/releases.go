@@ -1,9 +1,15 @@
 package server
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -43,7 +49,7 @@ type releaseBuildResponse struct {
 // or an update manifest.
 type releaseAssetResponse struct {
 	Name   string `json:"name"`
-	Kind   string `json:"kind"` // installer, checksums, manifest
+	Kind   string `json:"kind"` // installer, checksums, manifest, updater
 	Size   *int64 `json:"size"`
 	SHA256 string `json:"sha256"`
 	URL    string `json:"url"`
@@ -62,17 +68,21 @@ type createReleaseRequest struct {
 	Notes   string   `json:"notes"`
 }
 
-func (s *Server) registerReleaseRoutes(_ *gin.Engine, api *gin.RouterGroup) {
+func (s *Server) registerReleaseRoutes(root *gin.Engine, api *gin.RouterGroup) {
 	getAndHead(api, "/projects/:id/releases", s.listReleases)
 	api.POST("/projects/:id/releases", s.createRelease)
 	getAndHead(api, "/releases/:id", s.getRelease)
+	getAndHead(api, "/releases/:id/files/:name", s.downloadReleaseFile)
+	getAndHead(root, "/signed/:expires/:signature/releases/:id/files/:name",
+		s.rateLimitByAddress, s.loadSigningKey, s.downloadSignedReleaseFile)
 	api.POST("/releases/:id/cancel", s.cancelRelease)
 	api.POST("/releases/:id/retry", s.retryRelease)
 }
 
 // releaseJSON renders a release with its targets' current builds and its
-// assets.
-func (s *Server) releaseJSON(r models.Release, builds []models.Build) releaseResponse {
+// assets: the builds' installers, then the files recorded at publication
+// (SHA256SUMS, manifests, updater artifacts), each with a signed link.
+func (s *Server) releaseJSON(r models.Release, builds []models.Build, files []models.ReleaseFile) releaseResponse {
 	resp := releaseResponse{
 		ID: r.ID, ProjectID: r.ProjectID, Version: r.Version, Targets: r.TargetList(), Notes: r.Notes,
 		Status: r.Status, CreatedAt: formatTime(r.CreatedAt), CompletedAt: formatTimePtr(r.CompletedAt),
@@ -94,7 +104,25 @@ func (s *Server) releaseJSON(r models.Release, builds []models.Build) releaseRes
 			})
 		}
 	}
+	for _, f := range files {
+		size := f.Size
+		resp.Assets = append(resp.Assets, releaseAssetResponse{
+			Name: f.Name, Kind: f.Kind, Size: &size, SHA256: f.SHA256, URL: s.publicURL + s.links.sign(releaseFilePath(r.ID, f.Name)),
+		})
+	}
 	return resp
+}
+
+// releaseFiles returns a release's recorded files. Reading them back from
+// GitHub the first time may fail: the release is then shown without them
+// (logged), and the next read tries again.
+func (s *Server) releaseFiles(c *gin.Context, r models.Release) []models.ReleaseFile {
+	files, err := s.engine.ReleaseFiles(c.Request.Context(), r)
+	if err != nil {
+		s.logFor(c).WarnContext(c.Request.Context(), "release files not listed", "release_id", r.ID, "err", err)
+		return nil
+	}
+	return files
 }
 
 // releaseForCaller reads a release the caller may see (404 otherwise).
@@ -115,7 +143,7 @@ func (s *Server) renderRelease(c *gin.Context, status int, r models.Release) {
 		s.renderError(c, err)
 		return
 	}
-	c.JSON(status, s.releaseJSON(r, builds))
+	c.JSON(status, s.releaseJSON(r, builds, s.releaseFiles(c, r)))
 }
 
 // createRelease is POST /projects/:id/releases: 201 with the release and a
@@ -193,7 +221,7 @@ func (s *Server) listReleases(c *gin.Context) {
 			s.renderError(c, err)
 			return
 		}
-		resp.Releases[i] = s.releaseJSON(r, builds)
+		resp.Releases[i] = s.releaseJSON(r, builds, s.releaseFiles(c, r))
 	}
 	if next != "" {
 		resp.NextCursor = &next
@@ -228,4 +256,103 @@ func (s *Server) retryRelease(c *gin.Context) {
 		return
 	}
 	s.renderRelease(c, http.StatusAccepted, r)
+}
+
+// downloadReleaseFile is GET /releases/:id/files/:name: a file of a
+// published release (SHA256SUMS, latest.json, …), with an API key.
+func (s *Server) downloadReleaseFile(c *gin.Context) {
+	r, err := s.releaseForCaller(c, c.Param("id"))
+	if err != nil {
+		s.renderError(c, err)
+		return
+	}
+	s.serveReleaseFile(c, r, c.Param("name"))
+}
+
+// downloadSignedReleaseFile is the signed form of downloadReleaseFile
+// (signing.go): no API key.
+func (s *Server) downloadSignedReleaseFile(c *gin.Context) {
+	id, name := c.Param("id"), c.Param("name")
+	if !s.checkSignedLink(c, releaseFilePath(id, name)) {
+		return
+	}
+	r, err := s.store.GetRelease(c.Request.Context(), id)
+	if err != nil {
+		s.renderError(c, err)
+		return
+	}
+	s.serveReleaseFile(c, r, name)
+}
+
+// serveReleaseFile answers a release file: SHA256SUMS and manifests from
+// their recorded content (ETag, Range), updater artifacts like installers
+// (a redirect to GitHub, or streamed in proxy mode). 404 when the release
+// has no such file (or is not published).
+func (s *Server) serveReleaseFile(c *gin.Context, r models.Release, name string) {
+	files, err := s.engine.ReleaseFiles(c.Request.Context(), r)
+	if err != nil {
+		s.renderError(c, err)
+		return
+	}
+	i := slices.IndexFunc(files, func(f models.ReleaseFile) bool { return f.Name == name })
+	if i < 0 {
+		s.renderError(c, &apiError{http.StatusNotFound, codeNotFound,
+			"release " + r.ID + " has no file named " + strconv.Quote(name) + " (files are listed in its assets once it is published)", ""})
+		return
+	}
+	f := files[i]
+	if f.Kind != models.FileUpdater {
+		c.Header("ETag", `"`+f.SHA256+`"`)
+		c.Header("Content-Type", releaseFileContentType(f.Name))
+		http.ServeContent(c.Writer, c.Request, "", r.UpdatedAt, strings.NewReader(f.Content))
+		return
+	}
+	if s.engine.Options().DownloadMode != workflows.DownloadProxy {
+		u, err := s.engine.ReleaseFileURL(c.Request.Context(), f)
+		if err == nil {
+			c.Header("Cache-Control", "no-store")
+			c.Redirect(http.StatusFound, u)
+			return
+		}
+		if !errors.Is(err, workflows.ErrAssetStreamed) {
+			s.renderError(c, err)
+			return
+		}
+	}
+	header := http.Header{}
+	if rg := c.GetHeader("Range"); rg != "" {
+		header.Set("Range", rg)
+	}
+	resp, err := s.engine.OpenReleaseFile(c.Request.Context(), f, header)
+	if err != nil {
+		s.renderError(c, err)
+		return
+	}
+	defer resp.Body.Close()
+	h := c.Writer.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": f.Name}))
+	for _, k := range []string{"Content-Length", "Content-Range", "Accept-Ranges"} {
+		if v := resp.Header.Get(k); v != "" {
+			h.Set(k, v)
+		}
+	}
+	c.Status(resp.StatusCode)
+	if c.Request.Method == http.MethodHead {
+		return
+	}
+	if _, err := io.Copy(c.Writer, resp.Body); err != nil {
+		s.logFor(c).WarnContext(c.Request.Context(), "release file stream interrupted", "release_id", r.ID, "file", f.Name, "err", err)
+	}
+}
+
+// releaseFileContentType is the media type of a recorded release file.
+func releaseFileContentType(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".json"):
+		return "application/json"
+	case strings.HasSuffix(name, ".yml"):
+		return "application/yaml"
+	}
+	return "text/plain; charset=utf-8"
 }

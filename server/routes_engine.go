@@ -14,4 +14,6 @@ func (s *Server) registerEngineRoutes(root *gin.Engine, api *gin.RouterGroup) {
 	api.HEAD("/builds/:id/download", s.downloadBuild)
 	api.GET("/builds/:id/artifacts/:name", s.downloadArtifact)
 	api.HEAD("/builds/:id/artifacts/:name", s.downloadArtifact)
+	getAndHead(root, "/signed/:expires/:signature/builds/:id/artifacts/:name",
+		s.rateLimitByAddress, s.loadSigningKey, s.downloadSignedArtifact)
 }

@@ -90,6 +90,10 @@ type Options struct {
 	CORSOrigins []string
 	// Requests observes every answered request (metrics); nil: none.
 	Requests RequestObserver
+	// SigningKey keys the HMAC of signed download links
+	// (DESKFORGE_SIGNING_KEY); empty: a random key generated on first use
+	// and stored in the database, shared by replicas.
+	SigningKey []byte
 }
 
 // DefaultKeyCacheTTL is the default of Options.KeyCacheTTL.
@@ -117,6 +121,8 @@ type Server struct {
 	limiter      *rateLimiter
 	corsOrigins  []string
 	requests     RequestObserver
+	links        *linkSigner
+	updates      *updateCache
 }
 
 // New returns a Server with every route registered.
@@ -152,6 +158,8 @@ func New(opts Options) *Server {
 	s.keys = newKeyCache(ttl)
 	s.events = newEventStreams(opts)
 	s.limiter = newRateLimiter(opts.RateLimits)
+	s.links = newLinkSigner(opts.Store, opts.SigningKey)
+	s.updates = newUpdateCache(s)
 	s.router = s.routes()
 	return s
 }
@@ -202,7 +210,7 @@ func (s *Server) routes() *gin.Engine {
 	getAndHead(r, "/healthz", s.rateLimitByAddress, s.healthz)
 	getAndHead(r, "/readyz", s.rateLimitByAddress, s.readyz)
 
-	api := r.Group("/", s.limitBody, s.authenticate, s.checkPathID, s.rateLimitByKey)
+	api := r.Group("/", s.limitBody, s.authenticate, s.checkPathID, s.rateLimitByKey, s.loadSigningKey)
 	getAndHead(api, "/projects", s.listProjects)
 	api.POST("/projects", s.requireAdmin, s.createProject)
 	getAndHead(api, "/projects/:id", s.getProject)
@@ -219,6 +227,7 @@ func (s *Server) routes() *gin.Engine {
 
 	s.registerEngineRoutes(r, api)
 	s.registerReleaseRoutes(r, api)
+	s.registerUpdateRoutes(r)
 	s.registerEventRoutes(r, api)
 	s.registerDashboardRoutes(r)
 	s.registerHookRoutes(api)

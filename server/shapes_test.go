@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"testing"
 	"time"
@@ -117,7 +118,7 @@ func TestAPIJSONShapesMatchTheContract(t *testing.T) {
 		requireSameShape(t, seed(t, "get_build.json"), get, "progress", "error")
 		require.EqualValues(t, 840, get["duration"])
 		require.EqualValues(t, size, get["artifactSize"])
-		require.Equal(t, testPublicURL+"/builds/"+id+"/artifacts/my-app-1.0.0-mac-arm64.dmg", get["artifactUrl"])
+		require.Regexp(t, `^`+regexp.QuoteMeta(testPublicURL)+`/signed/\d+/[A-Za-z0-9_-]{43}/builds/`+id+`/artifacts/my-app-1\.0\.0-mac-arm64\.dmg$`, get["artifactUrl"])
 		require.Equal(t, testPublicURL+"/builds/"+id+"/logs", get["buildLog"])
 
 		// List Builds: the seed's keys plus nextCursor; items have the seed's

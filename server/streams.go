@@ -103,7 +103,7 @@ func newEventStreams(opts Options) *eventStreams {
 // registerEventRoutes adds the event streams and POST /events/token.
 func (s *Server) registerEventRoutes(r *gin.Engine, api *gin.RouterGroup) {
 	api.POST("/events/token", s.createEventToken)
-	streams := r.Group("/", s.authenticateStream, s.checkPathID, s.rateLimitByKey)
+	streams := r.Group("/", s.authenticateStream, s.checkPathID, s.rateLimitByKey, s.loadSigningKey)
 	getAndHead(streams, "/builds/:id/events", s.buildEvents)
 	getAndHead(streams, "/projects/:id/events", s.projectEvents)
 }

@@ -36,6 +36,7 @@ type Config struct {
 	GitHubInstallationID    int64
 	GitHubAPIURL            string
 	GitHubWebhookSecret     string
+	SigningKey              string // keys signed download links; "" = generated and stored
 	BuilderRepo             string
 	BuilderWorkflow         string
 	BuilderRef              string
@@ -131,6 +132,7 @@ func allSettings() map[int][]*setting {
 			{flag: "github-installation-id", arg: "ID", env: "DESKFORGE_GITHUB_INSTALLATION_ID", usage: "GitHub App installation id"},
 			{flag: "github-api-url", arg: "URL", env: "DESKFORGE_GITHUB_API_URL", usage: "GitHub REST API root for GitHub Enterprise Server (https://host/api/v3/); empty = api.github.com"},
 			{flag: "github-webhook-secret", arg: "SECRET", env: "DESKFORGE_GITHUB_WEBHOOK_SECRET", usage: "secret of the GitHub webhook pointed at /webhooks/github; empty = webhooks off, status by polling", secret: true},
+			{flag: "signing-key", arg: "KEY", env: "DESKFORGE_SIGNING_KEY", usage: "key (32+ characters) of signed download links; empty = generated on first start and stored in the database", secret: true},
 			{flag: "builder-repo", arg: "OWNER/NAME", env: "DESKFORGE_BUILDER_REPO", usage: "owner/name of the repository that builds web-app projects (holds templates/webapp.yml)"},
 			{flag: "builder-workflow", arg: "FILE", env: "DESKFORGE_BUILDER_WORKFLOW", def: "deskforge.yml", usage: "workflow file of the builder repository"},
 			{flag: "builder-ref", arg: "REF", env: "DESKFORGE_BUILDER_REF", def: "main", usage: "branch or tag of the builder repository to run"},
@@ -293,6 +295,10 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 	_, cfg.GitHubToken = str("github-token")
 	_, cfg.GitHubAppPrivateKeyFile = str("github-app-private-key-file")
 	_, cfg.GitHubWebhookSecret = str("github-webhook-secret")
+	if s, v := str("signing-key"); v != "" && len(v) < 32 {
+		errs = append(errs, s.errorf("is %d characters; use 32 or more (e.g. openssl rand -hex 32), or leave it empty to have one generated and stored", len(v)))
+	}
+	_, cfg.SigningKey = str("signing-key")
 	_, cfg.SimFaults = str("sim-faults")
 	for _, n := range []struct {
 		name string

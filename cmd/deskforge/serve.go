@@ -159,6 +159,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		RateLimits:    cfg.rateLimits(),
 		CORSOrigins:   cfg.CORSOrigins,
 		Requests:      obs.requests(),
+		SigningKey:    []byte(cfg.SigningKey),
 	})
 	httpServer := api.HTTPServer()
 	httpServer.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
