@@ -17,7 +17,8 @@ import (
 // release (Tauri's latest.json, electron-updater's latest*.yml); the ones
 // a release has are recorded as its files.
 var publishedManifests = []string{
-	TauriManifestAsset, "latest.yml", "latest-mac.yml", "latest-linux.yml", "latest-linux-arm64.yml",
+	TauriManifestAsset, ElectronManifestName("windows", "x64"), ElectronManifestName("mac", "x64"),
+	ElectronManifestName("linux", "x64"), ElectronManifestName("linux", "arm64"),
 }
 
 // ReleaseFiles returns the files a published release has besides its

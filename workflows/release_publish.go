@@ -146,13 +146,23 @@ func (e *Engine) PublishRelease(ctx context.Context, id string) error {
 		return fmt.Errorf("publish release %s: %w", id, err)
 	}
 	now := e.clock.Now()
-	return e.store.Tx(ctx, func(tx *gorm.DB) error {
+	err = e.store.Tx(ctx, func(tx *gorm.DB) error {
 		first, err := models.MarkReleasePublishedTx(ctx, tx, id, htmlURL, now)
 		if err == nil && first {
 			e.logInfo(ctx, "release published", "release_id", id, "project_id", rel.ProjectID, "version", rel.Version, "url", htmlURL)
 		}
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	// The release's files (checksums, manifests, updater files) are read
+	// back once now, so GET /releases/:id and the update server need not;
+	// should it fail, the first reader records them (ReleaseFiles).
+	if err := e.RecordReleaseFiles(ctx, id); err != nil {
+		e.logInfo(ctx, "release files not recorded yet", "release_id", id, "err", err)
+	}
+	return nil
 }
 
 func (e *Engine) logInfo(ctx context.Context, msg string, args ...any) {
