@@ -450,9 +450,12 @@ func TestHeartbeats(t *testing.T) {
 	}
 }
 
+// The write timeout is generous: a reading client on a loaded machine (CI
+// under -race) must not be taken for a stuck one; the stuck one is dropped
+// 3 s after its socket buffers fill.
 func TestClientThatNeverReadsDoesNotSlowTheBuild(t *testing.T) {
 	t.Parallel()
-	b := startAPI(t, models.DialectSQLite, nil, workflows.Options{}, server.Options{EventWriteTimeout: 300 * time.Millisecond})
+	b := startAPI(t, models.DialectSQLite, nil, workflows.Options{}, server.Options{EventWriteTimeout: 3 * time.Second})
 	id := b.createBuild(t, b.projectA.ID, b.keyA, map[string]any{"platform": "mac"})
 	w := buildWriter{t, b.store, id}
 
@@ -462,7 +465,10 @@ func TestClientThatNeverReadsDoesNotSlowTheBuild(t *testing.T) {
 	stuck, err := net.Dial("tcp", u.Host)
 	require.NoError(t, err)
 	defer stuck.Close()
-	_, err = fmt.Fprintf(stuck, "GET /builds/%s/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", id, u.Host, b.keyA)
+	// A small receive buffer (no autotuning): the kernel cannot absorb the
+	// megabytes below on the client's behalf, whatever the machine's load.
+	require.NoError(t, stuck.(*net.TCPConn).SetReadBuffer(16<<10))
+	_, err = fmt.Fprintf(stuck, "GET /builds/%s/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", id, u.Host, b.keyA)
 	require.NoError(t, err)
 
 	// Megabytes of log, far more than the socket buffers hold, written
