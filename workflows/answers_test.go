@@ -541,3 +541,33 @@ func TestOverdueWhileGitHubFails(t *testing.T) {
 		}
 	}
 }
+
+// TestRunGoneOnGitHub: GitHub answers 404 for a run that was deleted (the
+// run and jobs operations list only 200; a deleted run's id answers 404):
+// the build fails saying its run no longer exists, whether a poll or the
+// finalization finds out.
+func TestRunGoneOnGitHub(t *testing.T) {
+	t.Parallel()
+	for _, via := range []string{"poll", "finalize"} {
+		t.Run(via, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, models.DialectSQLite)
+			b, runID := tb.dispatched(t)
+			if via == "poll" {
+				tb.forge.fail("GetRun", fmt.Errorf("get run: %w", ErrNotFound))
+				require.NoError(t, tb.engine.pollBuild(tb.ctx, b.ID))
+			} else {
+				now := tb.clock.Now()
+				require.NoError(t, tb.store.Tx(tb.ctx, func(tx *gorm.DB) error {
+					return models.UpdateBuildTx(tb.ctx, tx, b.ID, now, map[string]any{"run_conclusion": "success", "run_status": "completed"})
+				}))
+				tb.forge.fail("ListJobs", fmt.Errorf("list jobs: %w", ErrNotFound))
+				require.NoError(t, tb.engine.finalizeBuild(tb.ctx, FinalizeBuildArgs{BuildID: b.ID, CompletedAt: now}))
+			}
+			got := tb.build(t, b.ID)
+			require.Equal(t, models.StatusFailed, got.Status)
+			require.Equal(t, ErrorRunVanished, got.ErrorCode)
+			require.Equal(t, runGoneReason(runID), got.FailureReason)
+		})
+	}
+}
