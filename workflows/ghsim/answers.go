@@ -50,6 +50,7 @@ var openAPIStatuses = map[string][]int{
 	"GET /repos/{owner}/{repo}/releases/assets/{asset_id}":    {http.StatusNotFound},
 	"POST /repos/{owner}/{repo}/releases/{release_id}/assets": {http.StatusUnprocessableEntity},
 	"PATCH /repos/{owner}/{repo}/releases/{release_id}":       {http.StatusNotFound},
+	"DELETE /repos/{owner}/{repo}/releases/assets/{asset_id}": {http.StatusNotFound},
 }
 
 // reportedStatuses are the statuses GitHub answers although the operation's

@@ -1,6 +1,7 @@
 package ghsim
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -169,9 +170,9 @@ func TestTimeoutMinutesAndCancelOnGitHub(t *testing.T) {
 
 func TestParseNewFaultKnobs(t *testing.T) {
 	t.Parallel()
-	f, err := ParseFaults("chaos=0.2,hang=2s,secondarynoretry=0.1,hourly=500,logstatus=410,logshare=0.5,assetstream,readonly")
+	f, err := ParseFaults("chaos=0.2,hang=2s,secondarynoretry=0.1,hourly=500,logstatus=410,logshare=0.5,assetstream,readonly,starter=0.5")
 	require.NoError(t, err)
-	require.Equal(t, Faults{Chaos: 0.2, HangFor: 2 * time.Second, SecondaryNoRetry: 0.1, HourlyLimit: 500, LogStatus: 410, LogShare: 0.5, AssetStream: true, ReadOnly: true}, f)
+	require.Equal(t, Faults{Chaos: 0.2, HangFor: 2 * time.Second, SecondaryNoRetry: 0.1, HourlyLimit: 500, LogStatus: 410, LogShare: 0.5, AssetStream: true, ReadOnly: true, UploadStarter: 0.5}, f)
 	again, err := ParseFaults(f.String())
 	require.NoError(t, err)
 	require.Equal(t, f, again)
@@ -228,4 +229,67 @@ func TestDocumentedStatusesNameRoutes(t *testing.T) {
 		"the OpenAPI lists only 204 and 200 for dispatch: its refusals are the reported ones")
 	require.Equal(t, []int{http.StatusConflict, http.StatusNotFound},
 		documentedStatuses["POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel"])
+}
+
+// TestUploadStarterAsset: an upload failing upstream answers 502 and leaves
+// an empty asset in state "starter" (GitHub's upload documentation); the
+// name is then taken (422 already_exists) until the asset is deleted.
+func TestUploadStarterAsset(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.dispatch(t, contractInputs("build_starter", "linux", "x64", "1.0.0"))
+	e.finish()
+	rel := e.sim.Releases(testRepo)[0]
+	e.sim.SetFaults(Faults{UploadStarter: 1})
+
+	upload := func() (int, string) {
+		req, err := http.NewRequestWithContext(e.ctx, http.MethodPost,
+			fmt.Sprintf("%s/repos/%s/releases/%d/assets?name=latest.json", e.srv.URL, testRepo, rel.ID), strings.NewReader(`{"version":"1.0.0"}`))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body)
+	}
+	status, _ := upload()
+	require.Equal(t, http.StatusBadGateway, status)
+	status, _, body := e.rawGet(t, fmt.Sprintf("/repos/%s/releases/%d/assets", testRepo, rel.ID))
+	require.Equal(t, http.StatusOK, status)
+	var assets []struct {
+		ID    int64  `json:"id"`
+		Name  string `json:"name"`
+		State string `json:"state"`
+		Size  int64  `json:"size"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &assets))
+	var starter int64
+	for _, a := range assets {
+		if a.Name == "latest.json" {
+			require.Equal(t, "starter", a.State)
+			require.Zero(t, a.Size)
+			starter = a.ID
+		}
+	}
+	require.NotZero(t, starter, "the failed upload left its asset: %s", body)
+
+	e.sim.SetFaults(Faults{})
+	status, body = upload()
+	require.Equal(t, http.StatusUnprocessableEntity, status)
+	require.Contains(t, body, "already_exists")
+
+	del := func() int {
+		req, err := http.NewRequestWithContext(e.ctx, http.MethodDelete, fmt.Sprintf("%s/repos/%s/releases/assets/%d", e.srv.URL, testRepo, starter), nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusNoContent, del())
+	require.Equal(t, http.StatusNotFound, del(), "gone")
+	status, _ = upload()
+	require.Equal(t, http.StatusCreated, status)
 }

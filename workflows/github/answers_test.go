@@ -232,6 +232,31 @@ func TestDocumentedAnswersThroughTheClient(t *testing.T) {
 				_, err := b.client.UploadReleaseAsset(ctx, simRepo, "v1.0.0", name, "application/octet-stream", []byte("again"))
 				return err
 			}},
+		{name: "upload 502 leaving a starter asset", sim: ghsim.Options{Faults: ghsim.Faults{UploadStarter: 1}}, want: classTransient,
+			call: func(t *testing.T, b *simBundle) error {
+				completedRun(t, b, "build_01st1")
+				_, err := b.client.UploadReleaseAsset(ctx, simRepo, "v1.0.0", "latest.json", "application/json", []byte(`{"v":1}`))
+				return err
+			}},
+		{name: "upload again over a starter asset", sim: ghsim.Options{Faults: ghsim.Faults{UploadStarter: 1}}, want: classOK,
+			call: func(t *testing.T, b *simBundle) error {
+				completedRun(t, b, "build_01st2")
+				_, err := b.client.UploadReleaseAsset(ctx, simRepo, "v1.0.0", "latest.json", "application/json", []byte(`{"v":1}`))
+				require.Error(t, err)
+				b.sim.SetFaults(ghsim.Faults{})
+				// The retry meets 422 already_exists: the client deletes the
+				// starter asset, as GitHub documents, and uploads again.
+				a, err := b.client.UploadReleaseAsset(ctx, simRepo, "v1.0.0", "latest.json", "application/json", []byte(`{"v":1}`))
+				require.NoError(t, err)
+				require.Equal(t, "latest.json", a.Name)
+				got, ok := b.sim.AssetContent(simRepo, "v1.0.0", "latest.json")
+				require.True(t, ok)
+				require.JSONEq(t, `{"v":1}`, string(got))
+				found, err := b.client.FindReleaseAsset(ctx, simRepo, "v1.0.0", "latest.json")
+				require.NoError(t, err)
+				require.Equal(t, a.ID, found.ID)
+				return nil
+			}},
 		{name: "upload without release", want: classNotFound,
 			call: func(t *testing.T, b *simBundle) error {
 				_, err := b.client.UploadReleaseAsset(ctx, simRepo, "v9.9.9", "a.dmg", "application/octet-stream", []byte("x"))
