@@ -239,11 +239,11 @@ var dispatchRefusals = []struct {
 	{"422 required input missing", &InvalidError{Status: 422, Message: "Required input 'signing' not provided"},
 		ErrorDispatchRefused, "Required input 'signing' not provided"},
 	{"403 token cannot write", &InvalidError{Status: 403, Message: "Resource not accessible by personal access token"},
-		ErrorDispatchRefused, "Resource not accessible by personal access token"},
+		ErrorDispatchRefused, "Resource not accessible by personal access token (the token needs write access to Actions on the repository)"},
 	{"401 bad credentials", &InvalidError{Status: 401, Message: "Bad credentials"},
-		ErrorDispatchRefused, "Bad credentials"},
+		ErrorDispatchRefused, "Bad credentials (check the server's GitHub credentials"},
 	{"404 workflow or repository", ErrNotFound,
-		ErrorWorkflowNotFound, "GitHub found no workflow deskforge.yml in acme/app at ref main (404)"},
+		ErrorWorkflowNotFound, "GitHub found no workflow deskforge.yml in acme/app at ref main (404): check the project's repository, workflow and ref, and that the token can see the repository"},
 }
 
 // TestDispatchRefusalsFailAtOnce: a refused dispatch fails the build on the
