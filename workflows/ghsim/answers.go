@@ -123,6 +123,8 @@ type injected struct {
 	header http.Header
 	body   []byte
 	hang   bool // no answer: the connection is dropped after Faults.HangFor
+	// limited: the answer is a rate limit (counted as RateLimited).
+	limited bool
 }
 
 // injectAnswer decides, under s.mu, whether request seq gets an injected
@@ -131,7 +133,11 @@ func (s *Sim) injectAnswer(rt *route, r *http.Request, seq uint64, f Faults, lim
 	write := r.Method != http.MethodGet && r.Method != http.MethodHead
 	switch {
 	case write && f.ReadOnly:
-		return jsonAnswer(http.StatusForbidden, readOnlyMessage, rt.doc)
+		// With the usual rate-limit headers (remaining not 0), as on every
+		// answer: a client must not take this 403 for a rate limit.
+		a := jsonAnswer(http.StatusForbidden, readOnlyMessage, rt.doc)
+		s.setRateHeaders(a.header, lim)
+		return a
 	case write && f.HourlyLimit > 0 && len(lim.hourWrites) >= f.HourlyLimit:
 		return s.secondaryLimitAnswer(lim, now)
 	case f.hit("secondarynoretry", seq, f.SecondaryNoRetry):
@@ -149,12 +155,14 @@ func (s *Sim) injectAnswer(rt *route, r *http.Request, seq uint64, f Faults, lim
 		a := jsonAnswer(http.StatusForbidden, "API rate limit exceeded for user ID 1.")
 		a.header.Set("X-Ratelimit-Remaining", "0")
 		a.header.Set("X-Ratelimit-Reset", strconv.FormatInt(now.Add(2*time.Second).Unix(), 10))
+		a.limited = true
 		return a
 	case chaosSecondaryNoRetry:
 		return s.secondaryLimitAnswer(lim, now)
 	case chaosTooMany:
 		a := jsonAnswer(http.StatusTooManyRequests, "Too Many Requests")
 		a.header.Set("Retry-After", "1")
+		a.limited = true
 		return a
 	case chaosServerError:
 		return jsonAnswer(http.StatusInternalServerError, "Server Error")
@@ -191,6 +199,7 @@ func (s *Sim) secondaryLimitAnswer(lim *tokenLimits, now time.Time) *injected {
 	a.header.Set("X-Ratelimit-Limit", strconv.Itoa(s.primaryLimit()))
 	a.header.Set("X-Ratelimit-Remaining", strconv.Itoa(max(1, s.primaryLimit()-lim.used)))
 	a.header.Set("X-Ratelimit-Reset", strconv.FormatInt(now.Add(time.Hour).Unix(), 10))
+	a.limited = true
 	return a
 }
 

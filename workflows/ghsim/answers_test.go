@@ -200,11 +200,14 @@ func TestReadOnlyToken(t *testing.T) {
 		require.Equal(t, http.StatusForbidden, resp.StatusCode, path)
 		require.Contains(t, string(body), "Resource not accessible by personal access token", path)
 		require.Empty(t, resp.Header.Get("Retry-After"), "not a rate limit")
-		require.Empty(t, resp.Header.Get("X-Ratelimit-Reset"), "not a rate limit")
+		require.NotEmpty(t, resp.Header.Get("X-Ratelimit-Remaining"), "the usual headers")
+		require.NotEqual(t, "0", resp.Header.Get("X-Ratelimit-Remaining"), "not a rate limit")
 	}
 	status, _, _ := e.rawGet(t, "/repos/"+testRepo)
 	require.Equal(t, http.StatusOK, status, "reads are allowed")
 	require.Empty(t, e.sim.Runs(testRepo), "nothing was dispatched")
+	require.Zero(t, e.sim.Counters().Total.RateLimited, "a refusal, not a rate limit")
+	require.Equal(t, 3, e.sim.Counters().Total.Injected)
 }
 
 // TestDocumentedStatusesNameRoutes: every route the answer tables name is

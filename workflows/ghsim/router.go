@@ -389,7 +389,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rt *route, ps par
 		s.count(rt.name, func(c *EndpointCounter) {
 			c.Injected++
 			switch {
-			case inj.status == http.StatusTooManyRequests || inj.status == http.StatusForbidden && inj.header.Get("X-Ratelimit-Reset") != "":
+			case inj.limited:
 				c.RateLimited++
 			case inj.status >= 500:
 				c.ServerErrors++
