@@ -83,7 +83,7 @@ func (e *Engine) cancelRun(ctx context.Context, args CancelRunArgs, finalAttempt
 		if invalid.Status == 409 {
 			return nil // already completed
 		}
-		return e.noteBuild(ctx, args.BuildID, fmt.Sprintf("GitHub refused to cancel workflow run %d: %s", args.RunID, invalid.Message))
+		return e.noteBuild(ctx, args.BuildID, fmt.Sprintf("GitHub refused to cancel workflow run %d: %s%s", args.RunID, invalid.Message, refusalHint(invalid.Status)))
 	}
 	var limited *RateLimitError
 	if finalAttempt && !errors.As(err, &limited) {

@@ -105,9 +105,9 @@ func (e *Engine) dispatchBuild(ctx context.Context, buildID string, finalAttempt
 	switch {
 	case err == nil:
 	case errors.As(err, &invalid):
-		return e.failBuild(ctx, b.ID, ErrorDispatchRefused, fmt.Sprintf("GitHub refused to dispatch %s in %s at %s: %s", target.workflow, target.repo, target.ref, invalid.Message), nil)
+		return e.failBuild(ctx, b.ID, ErrorDispatchRefused, fmt.Sprintf("GitHub refused to dispatch %s in %s at %s: %s%s", target.workflow, target.repo, target.ref, invalid.Message, refusalHint(invalid.Status)), nil)
 	case errors.Is(err, ErrNotFound):
-		return e.failBuild(ctx, b.ID, ErrorWorkflowNotFound, fmt.Sprintf("GitHub found no workflow %s in %s at ref %s (404): check the project's repository, workflow and ref", target.workflow, target.repo, target.ref), nil)
+		return e.failBuild(ctx, b.ID, ErrorWorkflowNotFound, fmt.Sprintf("GitHub found no workflow %s in %s at ref %s (404): check the project's repository, workflow and ref, and that the token can see the repository (GitHub answers 404, not 403, for a private repository it hides)", target.workflow, target.repo, target.ref), nil)
 	default:
 		return e.dispatchError(ctx, b.ID, err, finalAttempt)
 	}
@@ -137,6 +137,19 @@ func (e *Engine) dispatchError(ctx context.Context, buildID string, err error, f
 		return e.failBuild(ctx, buildID, ErrorDispatchFailed, fmt.Sprintf("could not dispatch the workflow: %v", err), nil)
 	}
 	return fmt.Errorf("dispatch build %s: %w", buildID, err)
+}
+
+// refusalHint says what to check after GitHub refused a dispatch with
+// status: the token's validity (401) or its permissions (403; a 403 that is
+// a rate limit never gets here).
+func refusalHint(status int) string {
+	switch status {
+	case 401:
+		return " (check the server's GitHub credentials: DESKFORGE_GITHUB_TOKEN or the GitHub App's)"
+	case 403:
+		return " (the token needs write access to Actions on the repository)"
+	}
+	return ""
 }
 
 // dispatchTarget is where a build runs.

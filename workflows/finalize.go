@@ -65,6 +65,9 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 			return e.failBuild(ctx, b.ID, ErrorRunVanished, runGoneReason(*b.RunID), nil)
 		}
 		if err != nil {
+			if refused, failErr := e.refusedOutcome(ctx, b.ID, "list the jobs of workflow run "+fmt.Sprint(*b.RunID), err); refused {
+				return failErr
+			}
 			return e.forgeJobError(fmt.Errorf("finalize build %s: list jobs: %w", b.ID, err))
 		}
 		if job := pickJob(jobs, b.JobID); job != nil {
@@ -153,6 +156,9 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 				}
 			}
 		case err != nil:
+			if refused, failErr := e.refusedOutcome(ctx, b.ID, "list the releases of "+repo, err); refused {
+				return failErr
+			}
 			return e.forgeJobError(fmt.Errorf("finalize build %s: find artifact: %w", b.ID, err))
 		case templates.AssetLabelBuildID(asset.Label) != b.ID:
 			if later := e.replacedBy(ctx, b, asset); later != "" {
@@ -164,6 +170,9 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		default:
 			private, err := e.repoPrivate(ctx, repo)
 			if err != nil {
+				if refused, failErr := e.refusedOutcome(ctx, b.ID, "read repository "+repo, err); refused {
+					return failErr
+				}
 				return e.forgeJobError(fmt.Errorf("finalize build %s: %w", b.ID, err))
 			}
 			to, reason = models.StatusSuccess, ""
@@ -250,6 +259,20 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		return fmt.Errorf("finalize build %s: %w", b.ID, err)
 	}
 	return nil
+}
+
+// refusedOutcome ends a build at once, failed with ErrorOutcomeUnreadable,
+// when GitHub refused (401, 403 without a rate limit, 422: an
+// *InvalidError) a call its outcome depends on: asking again will not
+// change the answer, and River's retries would keep the build building for
+// more than an hour. It reports false, doing nothing, for other errors.
+func (e *Engine) refusedOutcome(ctx context.Context, buildID, what string, err error) (bool, error) {
+	var invalid *InvalidError
+	if !errors.As(err, &invalid) {
+		return false, nil
+	}
+	return true, e.failBuild(ctx, buildID, ErrorOutcomeUnreadable,
+		fmt.Sprintf("could not read the outcome from GitHub: GitHub refused to %s: %d %s", what, invalid.Status, invalid.Message), nil)
 }
 
 // fetchJobLog downloads a job's raw log into a temporary file (constant

@@ -83,6 +83,12 @@ func (e *Engine) pollBuild(ctx context.Context, buildID string) error {
 		return e.failBuild(ctx, b.ID, ErrorRunVanished, runGoneReason(*b.RunID), nil)
 	}
 	if err != nil {
+		if code, reason := e.overdue(b, now); code != "" && ctx.Err() == nil {
+			// GitHub keeps failing (5xx, 401, unreachable) past the
+			// engine's own limit: the build ends on that limit, not when
+			// GitHub answers again.
+			return e.timeOut(ctx, b.ID, code, fmt.Sprintf("%s; GitHub could not be asked about the run: %v", reason, err))
+		}
 		return e.forgeJobError(fmt.Errorf("poll build %s: %w", b.ID, err))
 	}
 	if run.Repo == "" {
@@ -113,14 +119,8 @@ func (e *Engine) pollBuild(ctx context.Context, buildID string) error {
 		if models.IsTerminal(locked.Status) || locked.RunConclusion != "" {
 			return nil
 		}
-		switch {
-		case locked.Status == models.StatusBuilding && locked.StartedAt != nil && now.Sub(*locked.StartedAt) > e.opts.MaxBuildDuration:
-			reason := fmt.Sprintf("timed out: still building after %s (maximum build duration)", e.opts.MaxBuildDuration)
-			return e.timeOutTx(ctx, tx, &locked, ErrorTimedOut, reason, now)
-		case locked.Status == models.StatusQueued && locked.DispatchAcceptedAt != nil && now.Sub(*locked.DispatchAcceptedAt) > e.opts.MaxQueueDuration:
-			reason := fmt.Sprintf("timed out: workflow run %d stayed queued for %s without a runner picking it up (runner %q)",
-				*locked.RunID, e.opts.MaxQueueDuration, e.dispatchInputs(locked)["runner"])
-			return e.timeOutTx(ctx, tx, &locked, ErrorQueueTimeout, reason, now)
+		if code, reason := e.overdue(locked, now); code != "" {
+			return e.timeOutTx(ctx, tx, &locked, code, reason, now)
 		}
 		// Polled: the build is not stale any more.
 		return models.UpdateBuildTx(ctx, tx, b.ID, now, map[string]any{})
@@ -161,6 +161,41 @@ func (e *Engine) pollUndispatched(ctx context.Context, b models.Build, now time.
 }
 
 // timeOutTx fails a build that exceeded a time limit and cancels its run.
+// overdue tells whether a build with a run has outlived the engine's own
+// limits: building longer than Options.MaxBuildDuration, or queued longer
+// than Options.MaxQueueDuration since GitHub accepted the dispatch. It
+// returns the error code and reason to fail it with, or "" and "".
+func (e *Engine) overdue(b models.Build, now time.Time) (code, reason string) {
+	switch {
+	case b.RunID == nil:
+	case b.Status == models.StatusBuilding && b.StartedAt != nil && now.Sub(*b.StartedAt) > e.opts.MaxBuildDuration:
+		return ErrorTimedOut, fmt.Sprintf("timed out: still building after %s (maximum build duration)", e.opts.MaxBuildDuration)
+	case b.Status == models.StatusQueued && b.DispatchAcceptedAt != nil && now.Sub(*b.DispatchAcceptedAt) > e.opts.MaxQueueDuration:
+		return ErrorQueueTimeout, fmt.Sprintf("timed out: workflow run %d stayed queued for %s without a runner picking it up (runner %q)",
+			*b.RunID, e.opts.MaxQueueDuration, e.dispatchInputs(b)["runner"])
+	}
+	return "", ""
+}
+
+// timeOut fails an overdue build with code and reason and cancels its run
+// (see timeOutTx), unless it ended meanwhile.
+func (e *Engine) timeOut(ctx context.Context, buildID, code, reason string) error {
+	err := e.store.Tx(ctx, func(tx *gorm.DB) error {
+		b, err := e.store.LockBuildTx(ctx, tx, buildID)
+		if err != nil {
+			return err
+		}
+		if models.IsTerminal(b.Status) || b.RunID == nil {
+			return nil
+		}
+		return e.timeOutTx(ctx, tx, &b, code, reason, e.clock.Now())
+	})
+	if err != nil {
+		return fmt.Errorf("time out build %s: %w", buildID, err)
+	}
+	return nil
+}
+
 func (e *Engine) timeOutTx(ctx context.Context, tx *gorm.DB, b *models.Build, code, reason string, now time.Time) error {
 	if err := e.failBuildTx(ctx, tx, b, code, reason, now, nil); err != nil {
 		return err

@@ -289,7 +289,9 @@ func (s *Sim) dispatch(c *call) *response {
 	}
 	head, branch, found := r.resolveRef(ref)
 	if !found {
-		return fail(http.StatusNotFound, "No ref found for: "+ref)
+		// 422, not 404: the workflow exists, the ref does not (see
+		// answers.go).
+		return fail(http.StatusUnprocessableEntity, "No ref found for: "+ref)
 	}
 	content, onRef := head.files[wfPath]
 	if !onRef {

@@ -224,7 +224,7 @@ func TestDispatchValidation(t *testing.T) {
 		{name: "missing required input", body: map[string]any{"ref": "main", "inputs": without(templates.InputBuildID)}, status: 422, message: "Required input 'build_id' not provided"},
 		{name: "non-string input", body: map[string]any{"ref": "main", "inputs": with(templates.InputVersion, 1)}, status: 422, message: "Invalid request.\n\nFor 'properties/version', 1 is not a string."},
 		{name: "missing ref", body: map[string]any{"inputs": good()}, status: 422, message: "Invalid request.\n\n\"ref\" wasn't supplied."},
-		{name: "unknown ref", body: map[string]any{"ref": "nope", "inputs": good()}, status: 404, message: "No ref found for: nope"},
+		{name: "unknown ref", body: map[string]any{"ref": "nope", "inputs": good()}, status: 422, message: "No ref found for: nope"},
 		{name: "unknown workflow", path: "repos/" + testRepo + "/actions/workflows/other.yml/dispatches", body: map[string]any{"ref": "main", "inputs": good()}, status: 404, message: "Not Found"},
 		{name: "unknown repository", path: "repos/acme/nope/actions/workflows/deskforge.yml/dispatches", body: map[string]any{"ref": "main", "inputs": good()}, status: 404, message: "Not Found"},
 		{name: "unknown key", body: map[string]any{"ref": "main", "inputs": good(), "extra": true}, status: 422, message: "Invalid request.\n\n\"extra\" is not a permitted key."},

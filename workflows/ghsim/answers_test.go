@@ -1,6 +1,7 @@
 package ghsim
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -169,12 +170,129 @@ func TestTimeoutMinutesAndCancelOnGitHub(t *testing.T) {
 
 func TestParseNewFaultKnobs(t *testing.T) {
 	t.Parallel()
-	f, err := ParseFaults("chaos=0.2,hang=2s,secondarynoretry=0.1,hourly=500,logstatus=410,logshare=0.5,assetstream")
+	f, err := ParseFaults("chaos=0.2,hang=2s,secondarynoretry=0.1,hourly=500,logstatus=410,logshare=0.5,assetstream,readonly,starter=0.5")
 	require.NoError(t, err)
-	require.Equal(t, Faults{Chaos: 0.2, HangFor: 2 * time.Second, SecondaryNoRetry: 0.1, HourlyLimit: 500, LogStatus: 410, LogShare: 0.5, AssetStream: true}, f)
+	require.Equal(t, Faults{Chaos: 0.2, HangFor: 2 * time.Second, SecondaryNoRetry: 0.1, HourlyLimit: 500, LogStatus: 410, LogShare: 0.5, AssetStream: true, ReadOnly: true, UploadStarter: 0.5}, f)
 	again, err := ParseFaults(f.String())
 	require.NoError(t, err)
 	require.Equal(t, f, again)
 	_, err = ParseFaults("logstatus=302")
 	require.ErrorContains(t, err, "must be an error status")
+}
+
+// TestReadOnlyToken: a token that may read but not write gets GitHub's 403
+// on every write, without rate-limit headers, and nothing happens.
+func TestReadOnlyToken(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(o *Options) { o.Faults = Faults{ReadOnly: true} })
+	for _, path := range []string{
+		fmt.Sprintf("/repos/%s/actions/workflows/deskforge.yml/dispatches", testRepo),
+		fmt.Sprintf("/repos/%s/actions/runs/1/cancel", testRepo),
+		fmt.Sprintf("/repos/%s/releases/1/assets?name=a.dmg", testRepo),
+	} {
+		req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, e.srv.URL+path, strings.NewReader(`{"ref":"main"}`))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusForbidden, resp.StatusCode, path)
+		require.Contains(t, string(body), "Resource not accessible by personal access token", path)
+		require.Empty(t, resp.Header.Get("Retry-After"), "not a rate limit")
+		require.NotEmpty(t, resp.Header.Get("X-Ratelimit-Remaining"), "the usual headers")
+		require.NotEqual(t, "0", resp.Header.Get("X-Ratelimit-Remaining"), "not a rate limit")
+	}
+	status, _, _ := e.rawGet(t, "/repos/"+testRepo)
+	require.Equal(t, http.StatusOK, status, "reads are allowed")
+	require.Empty(t, e.sim.Runs(testRepo), "nothing was dispatched")
+	require.Zero(t, e.sim.Counters().Total.RateLimited, "a refusal, not a rate limit")
+	require.Equal(t, 3, e.sim.Counters().Total.Injected)
+}
+
+// TestDocumentedStatusesNameRoutes: every route the answer tables name is
+// one the simulator serves (a typo would silently leave it out of Chaos),
+// and Chaos draws from both tables.
+func TestDocumentedStatusesNameRoutes(t *testing.T) {
+	t.Parallel()
+	served := map[string]bool{}
+	for _, rt := range routes {
+		served[rt.name] = true
+	}
+	for _, table := range []map[string][]int{openAPIStatuses, reportedStatuses} {
+		for name, statuses := range table {
+			require.True(t, served[name], "%s is not a route of the simulator", name)
+			for _, st := range statuses {
+				require.Contains(t, documentedStatuses[name], st, name)
+			}
+		}
+	}
+	require.Equal(t, []int{http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusForbidden},
+		documentedStatuses["POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches"],
+		"the OpenAPI lists only 204 and 200 for dispatch: its refusals are the reported ones")
+	require.Equal(t, []int{http.StatusConflict, http.StatusNotFound},
+		documentedStatuses["POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel"])
+}
+
+// TestUploadStarterAsset: an upload failing upstream answers 502 and leaves
+// an empty asset in state "starter" (GitHub's upload documentation); the
+// name is then taken (422 already_exists) until the asset is deleted.
+func TestUploadStarterAsset(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.dispatch(t, contractInputs("build_starter", "linux", "x64", "1.0.0"))
+	e.finish()
+	rel := e.sim.Releases(testRepo)[0]
+	e.sim.SetFaults(Faults{UploadStarter: 1})
+
+	upload := func() (int, string) {
+		req, err := http.NewRequestWithContext(e.ctx, http.MethodPost,
+			fmt.Sprintf("%s/repos/%s/releases/%d/assets?name=latest.json", e.srv.URL, testRepo, rel.ID), strings.NewReader(`{"version":"1.0.0"}`))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body)
+	}
+	status, _ := upload()
+	require.Equal(t, http.StatusBadGateway, status)
+	status, _, body := e.rawGet(t, fmt.Sprintf("/repos/%s/releases/%d/assets", testRepo, rel.ID))
+	require.Equal(t, http.StatusOK, status)
+	var assets []struct {
+		ID    int64  `json:"id"`
+		Name  string `json:"name"`
+		State string `json:"state"`
+		Size  int64  `json:"size"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &assets))
+	var starter int64
+	for _, a := range assets {
+		if a.Name == "latest.json" {
+			require.Equal(t, "starter", a.State)
+			require.Zero(t, a.Size)
+			starter = a.ID
+		}
+	}
+	require.NotZero(t, starter, "the failed upload left its asset: %s", body)
+
+	e.sim.SetFaults(Faults{})
+	status, body = upload()
+	require.Equal(t, http.StatusUnprocessableEntity, status)
+	require.Contains(t, body, "already_exists")
+
+	del := func() int {
+		req, err := http.NewRequestWithContext(e.ctx, http.MethodDelete, fmt.Sprintf("%s/repos/%s/releases/assets/%d", e.srv.URL, testRepo, starter), nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusNoContent, del())
+	require.Equal(t, http.StatusNotFound, del(), "gone")
+	status, _ = upload()
+	require.Equal(t, http.StatusCreated, status)
 }

@@ -90,6 +90,15 @@ type Faults struct {
 	// with the bytes (200) instead of a redirect to a signed URL, as the
 	// OpenAPI description allows ("assetstream").
 	AssetStream bool
+	// ReadOnly answers every write (dispatch, cancel, upload, publish)
+	// 403 "Resource not accessible by personal access token", as GitHub
+	// answers a token that may read the repository but not write to it
+	// ("readonly").
+	ReadOnly bool
+	// UploadStarter is the share of release asset uploads answered 502
+	// after leaving an empty asset of that name in state "starter", as
+	// GitHub documents for upstream failures ("starter=0.5").
+	UploadStarter float64
 }
 
 // ParseFaults parses a comma-separated list of knob=value pairs, e.g.
@@ -154,8 +163,12 @@ func ParseFaults(s string) (Faults, error) {
 			f.LogShare, err = parseShare(value)
 		case "assetstream":
 			f.AssetStream, err = parseFlag(value, hasValue)
+		case "readonly":
+			f.ReadOnly, err = parseFlag(value, hasValue)
+		case "starter":
+			f.UploadStarter, err = parseShare(value)
 		default:
-			return Faults{}, fmt.Errorf("parse faults: unknown knob %q (known: seed, drop, duplicate, reorder, delay, api5xx, ambiguous, latency, primary, secondary, ratelimit429, ghes, stuck, noasset, fail, chaos, hang, secondarynoretry, hourly, logstatus, logshare, assetstream)", key)
+			return Faults{}, fmt.Errorf("parse faults: unknown knob %q (known: seed, drop, duplicate, reorder, delay, api5xx, ambiguous, latency, primary, secondary, ratelimit429, ghes, stuck, noasset, fail, chaos, hang, secondarynoretry, hourly, logstatus, logshare, assetstream, readonly, starter)", key)
 		}
 		if err != nil {
 			return Faults{}, fmt.Errorf("parse faults: %s: %w", key, err)
@@ -214,6 +227,10 @@ func (f Faults) String() string {
 	if f.AssetStream {
 		add("assetstream", "true")
 	}
+	if f.ReadOnly {
+		add("readonly", "true")
+	}
+	share("starter", f.UploadStarter)
 	if f.Seed != 0 {
 		add("seed", strconv.FormatInt(f.Seed, 10))
 	}

@@ -39,6 +39,9 @@ type asset struct {
 	content              []byte // uploaded bytes; nil: AssetBytes(name)
 	createdAt, updatedAt time.Time
 	downloads            int
+	// starter: the upload failed upstream (502) and left this empty asset
+	// in state "starter", as GitHub documents.
+	starter bool
 }
 
 // AssetBytes returns the deterministic content the simulator serves for a
@@ -210,11 +213,42 @@ func (s *Sim) uploadReleaseAsset(c *call) *response {
 	if err != nil {
 		return fail(http.StatusBadRequest, "could not read the body")
 	}
+	if s.opts.Faults.hit("starter", c.seq, s.opts.Faults.UploadStarter) {
+		// "When an upstream failure occurs, you will receive a 502 Bad
+		// Gateway status. This may leave an empty asset with a state of
+		// starter. It can be safely deleted."
+		a := s.putAsset(rel, name, []byte{}, c.now)
+		a.starter = true
+		return fail(http.StatusBadGateway, "Server Error")
+	}
 	a := s.putAsset(rel, name, data, c.now)
 	if ct := c.r.Header.Get("Content-Type"); ct != "" {
 		a.contentType = ct
 	}
 	return &response{status: http.StatusCreated, body: s.assetJSON(a)}
+}
+
+// deleteAsset is DELETE /repos/{owner}/{repo}/releases/assets/{asset_id}:
+// 204, or 404 for an unknown asset.
+func (s *Sim) deleteAsset(c *call) *response {
+	r, errResp := s.repoOf(c)
+	if errResp != nil {
+		return errResp
+	}
+	id, valid := c.p.int64("asset_id")
+	a := s.asts[id]
+	if !valid || a == nil || a.rel.repo != r {
+		return notFound()
+	}
+	delete(s.asts, a.id)
+	kept := a.rel.assets[:0]
+	for _, o := range a.rel.assets {
+		if o != a {
+			kept = append(kept, o)
+		}
+	}
+	a.rel.assets = kept
+	return &response{status: http.StatusNoContent}
 }
 
 // updateRelease is PATCH /repos/{owner}/{repo}/releases/{release_id}: draft
@@ -341,7 +375,7 @@ func (s *Sim) assetJSON(a *asset) map[string]any {
 		"node_id":              nodeID("ReleaseAsset", a.id),
 		"name":                 a.name,
 		"label":                a.label,
-		"state":                "uploaded",
+		"state":                map[bool]string{false: "uploaded", true: "starter"}[a.starter],
 		"content_type":         a.contentType,
 		"size":                 a.size,
 		"digest":               a.digest,

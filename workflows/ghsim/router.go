@@ -29,6 +29,7 @@ type call struct {
 	now   time.Time
 	token string
 	lim   *tokenLimits
+	seq   uint64 // the request's sequence number, for fault decisions
 }
 
 // response is what an API handler returns; the middleware encodes it, adds
@@ -90,6 +91,7 @@ func buildRoutes() []*route {
 	api("GET", "/repos/{owner}/{repo}/releases/{release_id}/assets", "/releases/assets#list-release-assets", (*Sim).listAssets)
 	api("POST", "/repos/{owner}/{repo}/releases/{release_id}/assets", "/releases/assets#upload-a-release-asset", (*Sim).uploadReleaseAsset)
 	api("PATCH", "/repos/{owner}/{repo}/releases/{release_id}", "/releases/releases#update-a-release", (*Sim).updateRelease)
+	api("DELETE", "/repos/{owner}/{repo}/releases/assets/{asset_id}", "/releases/assets#delete-a-release-asset", (*Sim).deleteAsset)
 	api("GET", "/repos/{owner}/{repo}/contents/{path...}", "/repos/contents#get-repository-content", (*Sim).getContents)
 	api("PUT", "/repos/{owner}/{repo}/contents/{path...}", "/repos/contents#create-or-update-file-contents", (*Sim).putContents)
 	api("GET", "/repos/{owner}/{repo}/git/ref/{ref...}", "/git/refs#get-a-reference", (*Sim).getRef)
@@ -372,7 +374,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rt *route, ps par
 	now := s.clock.Now()
 	lim := s.limitsFor(token, now)
 	h := w.Header()
-	c := &call{r: r, p: ps, now: now, token: token, lim: lim}
+	c := &call{r: r, p: ps, now: now, token: token, lim: lim, seq: seq}
 	if rt.name == "GET /rate_limit" {
 		// GitHub does not count calls to /rate_limit.
 		resp := s.getRateLimit(c)
@@ -387,7 +389,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rt *route, ps par
 		s.count(rt.name, func(c *EndpointCounter) {
 			c.Injected++
 			switch {
-			case inj.status == http.StatusTooManyRequests || inj.status == http.StatusForbidden && inj.header.Get("X-Ratelimit-Reset") != "":
+			case inj.limited:
 				c.RateLimited++
 			case inj.status >= 500:
 				c.ServerErrors++

@@ -224,10 +224,14 @@ func repoPath(owner, name string) string {
 // CheckAccess checks that the server accepts this client's credentials
 // (GET /rate_limit, which costs no rate limit) and, when repo is not
 // empty, that the repository is visible to them. The error is translated
-// like every Forge error.
+// like every Forge error. A 404 from /rate_limit is GitHub Enterprise
+// Server with rate limiting disabled (an answer the operation documents),
+// not a failure: the credentials were accepted.
 func (c *Client) CheckAccess(ctx context.Context, repo string) error {
 	if _, resp, err := c.gh.RateLimit.Get(ctx); err != nil {
-		return translateError(ctx, "check credentials", resp, err)
+		if terr := translateError(ctx, "check credentials", resp, err); !errors.Is(terr, workflows.ErrNotFound) {
+			return terr
+		}
 	}
 	if repo == "" {
 		return nil
