@@ -154,7 +154,7 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 			}
 		case err != nil:
 			return e.forgeJobError(fmt.Errorf("finalize build %s: find artifact: %w", b.ID, err))
-		case templates.AssetLabelBuildID(asset.Label) != b.ID:
+		case e.labelsAssets() && templates.AssetLabelBuildID(asset.Label) != b.ID:
 			if later := e.replacedBy(ctx, b, asset); later != "" {
 				to, reason = models.StatusSuccess, ""
 				fields["superseded_by"] = later
@@ -250,6 +250,13 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		return fmt.Errorf("finalize build %s: %w", b.ID, err)
 	}
 	return nil
+}
+
+// labelsAssets reports whether the forge's release assets carry labels
+// (see AssetLabeller).
+func (e *Engine) labelsAssets() bool {
+	l, ok := e.forge.(AssetLabeller)
+	return !ok || l.LabelsAssets()
 }
 
 // fetchJobLog downloads a job's raw log into a temporary file (constant
