@@ -97,11 +97,15 @@ func TestGiteaRealForge(t *testing.T) {
 	// Webhooks that never arrive: the hook is switched off, polling alone
 	// (reconcile every second, stale after 3 s) finishes the build.
 	forge.setHookActive(t, false)
+	time.Sleep(2 * time.Second) // deliveries of the earlier builds still in flight
+	hooksBefore := df.webhookRequests(t)
+	require.Positive(t, hooksBefore, "the earlier builds were followed through webhooks")
 	quietID := trigger(quiet, "1.0.4")
 	quietBuild := df.waitTerminal(t, ctx, 4*time.Minute, quietID)[quietID]
 	require.Equal(t, client.StatusSuccess, quietBuild.Status, "%+v", quietBuild.Error)
 	require.Contains(t, df.logText(t, ctx, quietID), "deskforge build "+quietID)
 	df.checkDownload(t, ctx, forge, quietID, "1.0.4")
+	require.Equal(t, hooksBefore, df.webhookRequests(t), "no webhook reached DeskForge while the quiet build ran")
 }
 
 // giteaForge is the forge start.sh started, with what env.sh says.
@@ -248,7 +252,8 @@ func (f *giteaForge) releaseAsset(t *testing.T, version, name string) []byte {
 
 // serveProcess is one `deskforge serve` process.
 type serveProcess struct {
-	base string
+	base    string
+	logPath string
 	key  string
 	bin  string
 	env  []string
@@ -301,6 +306,7 @@ func startDeskForgeServe(t *testing.T, ctx context.Context, forge *giteaForge) *
 	p.key = strings.TrimSpace(string(key))
 
 	logPath := filepath.Join(dir, "serve.log")
+	p.logPath = logPath
 	logFile, err := os.Create(logPath)
 	require.NoError(t, err)
 	serve := cmd("serve")
@@ -340,6 +346,14 @@ func startDeskForgeServe(t *testing.T, ctx context.Context, forge *giteaForge) *
 		time.Sleep(200 * time.Millisecond)
 	}
 	return p
+}
+
+// webhookRequests counts the webhook deliveries DeskForge answered so far
+// (its access log).
+func (p *serveProcess) webhookRequests(t *testing.T) int {
+	data, err := os.ReadFile(p.logPath)
+	require.NoError(t, err)
+	return strings.Count(string(data), `"path":"/webhooks/github"`)
 }
 
 // webhookPort is the port of the URL the forge's webhook delivers to.
