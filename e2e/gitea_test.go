@@ -20,8 +20,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/deskforge/deskforge/client"
+	"github.com/deskforge/deskforge/templates"
+	ghforge "github.com/deskforge/deskforge/workflows/github"
 )
 
 // TestGiteaRealForge runs `deskforge serve` against a real forge: Gitea with
@@ -106,6 +109,11 @@ func TestGiteaRealForge(t *testing.T) {
 	require.Contains(t, df.logText(t, ctx, quietID), "deskforge build "+quietID)
 	df.checkDownload(t, ctx, forge, quietID, "1.0.4")
 	require.Equal(t, hooksBefore, df.webhookRequests(t), "no webhook reached DeskForge while the quiet build ran")
+
+	// The Gitea template's upload step, run against this Gitea: it creates
+	// a draft, replaces an asset of the same name, and what it uploaded is
+	// found and downloaded (a draft: with the token) by DeskForge's forge.
+	forge.checkTemplateUpload(t, ctx)
 }
 
 // giteaForge is the forge start.sh started, with what env.sh says.
@@ -250,13 +258,91 @@ func (f *giteaForge) releaseAsset(t *testing.T, version, name string) []byte {
 	return nil
 }
 
+// checkTemplateUpload runs the "Upload to release" step of the Gitea webapp
+// template with bash, as a runner would (job token: the admin token here),
+// twice, and reads the result back through the Gitea forge.
+func (f *giteaForge) checkTemplateUpload(t *testing.T, ctx context.Context) {
+	t.Helper()
+	content, err := templates.GetFor(templates.ForgeGitea, "webapp")
+	require.NoError(t, err)
+	var w struct {
+		Jobs map[string]struct {
+			Steps []struct {
+				Name string `yaml:"name"`
+				Run  string `yaml:"run"`
+			} `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	require.NoError(t, yaml.Unmarshal(content, &w))
+	script := ""
+	for _, s := range w.Jobs["build"].Steps {
+		if s.Name == "Upload to release" {
+			script = s.Run
+		}
+	}
+	require.NotEmpty(t, script)
+	var branch struct {
+		Commit struct {
+			ID string `json:"id"`
+		} `json:"commit"`
+	}
+	require.NoError(t, json.Unmarshal(f.call(t, http.MethodGet, "repos/"+f.env["GITEA_REPO"]+"/branches/main", nil), &branch))
+
+	const version, name = "7.1.0", "template-7.1.0-linux-x64.AppImage"
+	upload := func(data []byte) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, data, 0o644))
+		sum := sha256Hex(data)
+		require.NoError(t, os.WriteFile(path+".sha256", []byte(sum+"  "+name+"\n"), 0o644))
+		cmd := exec.CommandContext(ctx, "bash", "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", script)
+		cmd.Env = append(os.Environ(),
+			"GITHUB_API_URL="+strings.TrimSuffix(f.api, "/"), "GITHUB_REPOSITORY="+f.env["GITEA_REPO"], "GITHUB_SHA="+branch.Commit.ID,
+			"TOKEN="+f.env["GITEA_TOKEN"], "ASSET_NAME="+name, "ASSET_PATH="+path, "ASSET_SHA256="+sum,
+			"RELEASE_TAG=v"+version, "RUNNER_TEMP="+dir)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "upload step:\n%s", out)
+		t.Logf("template upload step: %s", out)
+	}
+	upload([]byte("first upload"))
+	second := []byte("second upload, a rebuild")
+	upload(second)
+
+	var rel struct {
+		Draft  bool `json:"draft"`
+		Assets []struct {
+			Name string `json:"name"`
+		} `json:"assets"`
+	}
+	require.NoError(t, json.Unmarshal(f.call(t, http.MethodGet, "repos/"+f.env["GITEA_REPO"]+"/releases/tags/v"+version, nil), &rel))
+	require.True(t, rel.Draft, "the step creates a missing release as a draft")
+	var names []string
+	for _, a := range rel.Assets {
+		names = append(names, a.Name)
+	}
+	require.ElementsMatch(t, []string{name, name + ".sha256"}, names, "a rebuild replaces the assets of its name")
+
+	client, err := ghforge.NewGitea(ctx, ghforge.GiteaOptions{Options: ghforge.Options{BaseURL: f.api, Token: f.env["GITEA_TOKEN"]}})
+	require.NoError(t, err)
+	asset, err := client.FindReleaseAsset(ctx, f.env["GITEA_REPO"], "v"+version, name)
+	require.NoError(t, err)
+	require.True(t, asset.Draft)
+	require.Equal(t, int64(len(second)), asset.Size)
+	resp, err := client.OpenAsset(ctx, f.env["GITEA_REPO"], asset.ID, http.Header{})
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, second, got, "the draft's asset is downloaded with the token")
+}
+
 // serveProcess is one `deskforge serve` process.
 type serveProcess struct {
 	base    string
 	logPath string
-	key  string
-	bin  string
-	env  []string
+	key     string
+	bin     string
+	env     []string
 }
 
 // startDeskForgeServe builds the deskforge command and runs `deskforge

@@ -42,3 +42,41 @@ func Get(name string) ([]byte, error) {
 
 // FS exposes the embedded templates as a file system (file names end in .yml).
 func FS() fs.FS { return files }
+
+//go:embed gitea/*.yml
+var giteaFiles embed.FS
+
+// Forge kinds a template may be written for (DESKFORGE_FORGE).
+const (
+	ForgeGitHub = "github"
+	ForgeGitea  = "gitea"
+)
+
+// GiteaNames lists the templates that have a Gitea/Forgejo variant, sorted.
+func GiteaNames() []string {
+	entries, _ := fs.ReadDir(giteaFiles, "gitea")
+	var names []string
+	for _, e := range entries {
+		names = append(names, strings.TrimSuffix(e.Name(), ".yml"))
+	}
+	sort.Strings(names)
+	return names
+}
+
+// GetFor returns the YAML of the template called name for a forge kind:
+// ForgeGitHub (or "") as Get, ForgeGitea the Gitea/Forgejo variant (no
+// `uses:` reaching github.com, the release upload through Gitea's API).
+func GetFor(forge, name string) ([]byte, error) {
+	switch forge {
+	case "", ForgeGitHub:
+		return Get(name)
+	case ForgeGitea:
+		name = strings.TrimSuffix(name, ".yml")
+		b, err := giteaFiles.ReadFile("gitea/" + name + ".yml")
+		if err != nil {
+			return nil, fmt.Errorf("template %q has no Gitea variant (have %s)", name, strings.Join(GiteaNames(), ", "))
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("forge %q: use %s or %s", forge, ForgeGitHub, ForgeGitea)
+}
