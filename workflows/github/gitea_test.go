@@ -585,3 +585,63 @@ func TestParseGiteaWebhookRecordedDeliveries(t *testing.T) {
 	require.NotEqual(t, completed[4][0], completed[4][1])
 	require.Len(t, completed[1], 1)
 }
+
+// TestGiteaTemplateInstallOperations covers what `deskforge template
+// install` asks of Gitea where its API differs from GitHub's (recorded on
+// acme/third after an install opened pull request #1).
+func TestGiteaTemplateInstallOperations(t *testing.T) {
+	t.Parallel()
+	b := setupGitea(t, GiteaOptions{})
+	b.api.HandleFunc("GET /repos/acme/third/branches/{branch...}", func(w http.ResponseWriter, r *http.Request) {
+		testGiteaAuth(t, r)
+		if r.PathValue("branch") != "main" {
+			giteaNotFound(w, "not found")
+			return
+		}
+		writeJSON(w, http.StatusOK, b.recorded("branch-main.json"))
+	})
+	var created map[string]string
+	b.api.HandleFunc("POST /repos/acme/third/branches", func(w http.ResponseWriter, r *http.Request) {
+		testGiteaAuth(t, r)
+		require.NoError(t, json.NewDecoder(r.Body).Decode(&created))
+		if created["new_branch_name"] == "exists" {
+			writeJSON(w, http.StatusConflict, `{"message":"The branch already exists.","url":"http://127.0.0.1:3014/api/swagger"}`)
+			return
+		}
+		writeJSON(w, http.StatusCreated, b.recorded("branch-created.json"))
+	})
+	var put map[string]string
+	b.api.HandleFunc("POST /repos/acme/third/contents/.github/workflows/rec.yml", func(w http.ResponseWriter, r *http.Request) {
+		testGiteaAuth(t, r)
+		require.NoError(t, json.NewDecoder(r.Body).Decode(&put))
+		writeJSON(w, http.StatusCreated, b.recorded("contents-created.json"))
+	})
+	b.answer("/repos/acme/third/pulls", "pulls-open.json", func(r *http.Request) {
+		testQuery(t, r, map[string]string{"state": "open", "limit": "50"})
+	})
+	ctx := context.Background()
+
+	sha, err := b.client.BranchSHA(ctx, "acme/third", "main")
+	require.NoError(t, err)
+	require.Equal(t, "b9518aee69769539df12ee28f167cfb61ee1ceda", sha)
+	_, err = b.client.BranchSHA(ctx, "acme/third", "deskforge/install-x")
+	require.ErrorIs(t, err, workflows.ErrNotFound)
+
+	require.NoError(t, b.client.CreateBranch(ctx, "acme/third", "deskforge/rec", sha))
+	require.Equal(t, map[string]string{"new_branch_name": "deskforge/rec", "old_ref_name": sha}, created)
+	err = b.client.CreateBranch(ctx, "acme/third", "exists", sha)
+	var invalid *workflows.InvalidError
+	require.ErrorAs(t, err, &invalid)
+	require.Equal(t, http.StatusConflict, invalid.Status)
+
+	commit, err := b.client.PutFile(ctx, "acme/third", PutFileRequest{Path: ".github/workflows/rec.yml", Branch: "deskforge/rec", Message: "add", Content: []byte("name: x\n")})
+	require.NoError(t, err)
+	require.Equal(t, FileCommit{SHA: "c0841c1fc974d1fbccaeb87bae270eaea0d9d1d6", HTMLURL: b.server.URL + "/acme/third/commit/c0841c1fc974d1fbccaeb87bae270eaea0d9d1d6"}, commit)
+	require.Equal(t, map[string]string{"branch": "deskforge/rec", "message": "add", "content": "bmFtZTogeAo="}, put, "a new file is POSTed (Gitea's PUT updates)")
+
+	pr, err := b.client.FindOpenPullRequest(ctx, "acme/third", "deskforge/install-webapp-a57b94b989", "main")
+	require.NoError(t, err)
+	require.Equal(t, PullRequest{Number: 1, HTMLURL: b.server.URL + "/acme/third/pulls/1", Head: "deskforge/install-webapp-a57b94b989", Base: "main"}, pr)
+	_, err = b.client.FindOpenPullRequest(ctx, "acme/third", "deskforge/install-other", "main")
+	require.ErrorIs(t, err, workflows.ErrNotFound)
+}
