@@ -109,6 +109,10 @@ func TestGiteaRealForge(t *testing.T) {
 	require.Contains(t, df.logText(t, ctx, quietID), "deskforge build "+quietID)
 	df.checkDownload(t, ctx, forge, quietID, "1.0.4")
 	require.Equal(t, hooksBefore, df.webhookRequests(t), "no webhook reached DeskForge while the quiet build ran")
+	serveLog, err := os.ReadFile(df.logPath)
+	require.NoError(t, err)
+	require.Contains(t, string(serveLog), "GitHub credentials checked", "the start-up check passes on Gitea (GET /user, the builder repository)")
+	require.NotContains(t, string(serveLog), "CHECK FAILED")
 
 	// The Gitea template's upload step, run against this Gitea: it creates
 	// a draft, replaces an asset of the same name, and what it uploaded is
@@ -226,6 +230,28 @@ func (f *giteaForge) commitWorkflow(t *testing.T, name, local string) {
 	f.call(t, http.MethodPost, "repos/"+f.env["GITEA_REPO"]+"/contents/.github/workflows/"+name, map[string]any{
 		"branch": "main", "message": "add " + name, "content": base64.StdEncoding.EncodeToString(content),
 	})
+}
+
+// scopedToken creates an access token of the admin user with only these
+// scopes (the README's advice for DeskForge's token).
+func (f *giteaForge) scopedToken(t *testing.T, scopes ...string) string {
+	body, err := json.Marshal(map[string]any{"name": fmt.Sprintf("deskforge-%d", time.Now().UnixNano()), "scopes": scopes})
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodPost, f.api+"users/"+f.env["GITEA_ADMIN_USER"]+"/tokens", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.SetBasicAuth(f.env["GITEA_ADMIN_USER"], f.env["GITEA_ADMIN_PASSWORD"])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "create token: %s", out)
+	var tok struct {
+		SHA1 string `json:"sha1"`
+	}
+	require.NoError(t, json.Unmarshal(out, &tok))
+	require.NotEmpty(t, tok.SHA1)
+	return tok.SHA1
 }
 
 // setHookActive switches the repository's webhook on or off.
@@ -364,7 +390,7 @@ func startDeskForgeServe(t *testing.T, ctx context.Context, forge *giteaForge) *
 		"DESKFORGE_DATABASE_URL=sqlite://"+filepath.Join(dir, "deskforge.db"),
 		"DESKFORGE_FORGE=gitea",
 		"DESKFORGE_FORGE_URL="+forge.api,
-		"DESKFORGE_GITHUB_TOKEN="+forge.env["GITEA_TOKEN"],
+		"DESKFORGE_GITHUB_TOKEN="+forge.scopedToken(t, "write:repository", "read:user"),
 		"DESKFORGE_GITHUB_WEBHOOK_SECRET="+forge.env["GITEA_WEBHOOK_SECRET"],
 		"DESKFORGE_GITEA_USERNAME="+forge.env["GITEA_ADMIN_USER"],
 		"DESKFORGE_GITEA_PASSWORD="+forge.env["GITEA_ADMIN_PASSWORD"],
