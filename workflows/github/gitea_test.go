@@ -645,3 +645,24 @@ func TestGiteaTemplateInstallOperations(t *testing.T) {
 	_, err = b.client.FindOpenPullRequest(ctx, "acme/third", "deskforge/install-other", "main")
 	require.ErrorIs(t, err, workflows.ErrNotFound)
 }
+
+func TestGiteaPacesItsReads(t *testing.T) {
+	t.Parallel()
+	b := setupGitea(t, GiteaOptions{})
+	var requests atomic.Int32
+	b.api.HandleFunc("/repos/acme/builder/actions/runs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		writeJSON(w, http.StatusOK, b.recorded("run-completed-success.json"))
+	})
+	// One read a thousand seconds, burst one: the first read goes out, the
+	// second would wait past its deadline and fails without calling Gitea.
+	b.client.reads.SetLimit(0.001)
+	b.client.reads.SetBurst(1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := b.client.GetRun(ctx, giteaRepo, 1)
+	require.NoError(t, err)
+	_, err = b.client.GetRun(ctx, giteaRepo, 1)
+	require.ErrorContains(t, err, "pace gitea reads")
+	require.Equal(t, int32(1), requests.Load())
+}
