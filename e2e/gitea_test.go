@@ -360,6 +360,25 @@ func (f *giteaForge) checkTemplateUpload(t *testing.T, ctx context.Context) {
 	got, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.Equal(t, second, got, "the draft's asset is downloaded with the token")
+
+	// What publishing a DeskForge release does (update manifests, then the
+	// release made public), through the same client.
+	manifest := []byte(`{"version":"7.1.0"}`)
+	uploaded, err := client.UploadReleaseAsset(ctx, f.env["GITEA_REPO"], "v"+version, "latest.json", "application/json", manifest)
+	require.NoError(t, err)
+	require.Equal(t, "latest.json", uploaded.Name)
+	require.Equal(t, int64(len(manifest)), uploaded.Size)
+	htmlURL, err := client.PublishRelease(ctx, f.env["GITEA_REPO"], "v"+version, "Release notes")
+	require.NoError(t, err)
+	require.Contains(t, htmlURL, "/releases/tag/v"+version)
+	var published struct {
+		Draft bool   `json:"draft"`
+		Body  string `json:"body"`
+	}
+	require.NoError(t, json.Unmarshal(f.call(t, http.MethodGet, "repos/"+f.env["GITEA_REPO"]+"/releases/tags/v"+version, nil), &published))
+	require.False(t, published.Draft)
+	require.Equal(t, "Release notes", published.Body)
+	require.Equal(t, manifest, f.releaseAsset(t, version, "latest.json"), "published: downloaded without a token")
 }
 
 // serveProcess is one `deskforge serve` process.
