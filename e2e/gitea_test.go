@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -314,8 +316,9 @@ func (f *giteaForge) checkTemplateUpload(t *testing.T, ctx context.Context) {
 	}
 	require.NoError(t, json.Unmarshal(f.call(t, http.MethodGet, "repos/"+f.env["GITEA_REPO"]+"/branches/main", nil), &branch))
 
-	const version, name = "7.1.0", "template-7.1.0-linux-x64.AppImage"
-	upload := func(data []byte) {
+	// runStep runs the step for one installer of a release; withSig adds a
+	// Tauri updater signature (the AppImage is its own updater artifact).
+	runStep := func(version, name string, data []byte, withSig bool) (string, error) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, name)
 		require.NoError(t, os.WriteFile(path, data, 0o644))
@@ -326,13 +329,43 @@ func (f *giteaForge) checkTemplateUpload(t *testing.T, ctx context.Context) {
 			"GITHUB_API_URL="+strings.TrimSuffix(f.api, "/"), "GITHUB_REPOSITORY="+f.env["GITEA_REPO"], "GITHUB_SHA="+branch.Commit.ID,
 			"TOKEN="+f.env["GITEA_TOKEN"], "ASSET_NAME="+name, "ASSET_PATH="+path, "ASSET_SHA256="+sum,
 			"RELEASE_TAG=v"+version, "RUNNER_TEMP="+dir)
+		if withSig {
+			require.NoError(t, os.WriteFile(path+".sig", []byte("signature of "+sum), 0o644))
+			cmd.Env = append(cmd.Env, "UPDATER_NAME="+name, "UPDATER_PATH="+path, "UPDATER_SIG="+path+".sig")
+		}
 		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "upload step:\n%s", out)
 		t.Logf("template upload step: %s", out)
+		return string(out), err
 	}
-	upload([]byte("first upload"))
+	const version, name = "7.1.0", "template-7.1.0-linux-x64.AppImage"
+	upload := func(data []byte) (string, error) { return runStep(version, name, data, false) }
+	_, err = upload([]byte("first upload"))
+	require.NoError(t, err)
 	second := []byte("second upload, a rebuild")
-	upload(second)
+	_, err = runStep(version, name, second, true)
+	require.NoError(t, err)
+	require.Equal(t, "signature of "+sha256Hex(second), string(f.releaseAssetDraft(t, version, name+".sig")), "the updater signature is uploaded")
+
+	// Two builds of one version at once: Gitea refuses the second release
+	// of a tag (409), and both installers land on one release.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, arch := range []string{"x64", "arm64"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = runStep("7.3.0", "template-7.3.0-linux-"+arch+".AppImage", []byte("installer "+arch), false)
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+	var parallel struct {
+		Assets []struct {
+			Name string `json:"name"`
+		} `json:"assets"`
+	}
+	require.NoError(t, json.Unmarshal(f.call(t, http.MethodGet, "repos/"+f.env["GITEA_REPO"]+"/releases/tags/v7.3.0", nil), &parallel))
+	require.Len(t, parallel.Assets, 4, "both installers and their checksums on the one release: %+v", parallel.Assets)
 
 	var rel struct {
 		Draft  bool `json:"draft"`
@@ -346,7 +379,7 @@ func (f *giteaForge) checkTemplateUpload(t *testing.T, ctx context.Context) {
 	for _, a := range rel.Assets {
 		names = append(names, a.Name)
 	}
-	require.ElementsMatch(t, []string{name, name + ".sha256"}, names, "a rebuild replaces the assets of its name")
+	require.ElementsMatch(t, []string{name, name + ".sha256", name + ".sig"}, names, "a rebuild replaces the assets of its name")
 
 	client, err := ghforge.NewGitea(ctx, ghforge.GiteaOptions{Options: ghforge.Options{BaseURL: f.api, Token: f.env["GITEA_TOKEN"]}})
 	require.NoError(t, err)
@@ -379,6 +412,38 @@ func (f *giteaForge) checkTemplateUpload(t *testing.T, ctx context.Context) {
 	require.False(t, published.Draft)
 	require.Equal(t, "Release notes", published.Body)
 	require.Equal(t, manifest, f.releaseAsset(t, version, "latest.json"), "published: downloaded without a token")
+
+	out, err := upload([]byte("a third upload, after publication"))
+	require.Error(t, err, "the step refuses to change a published release")
+	require.Contains(t, out, "a published release is never changed")
+	require.Equal(t, second, f.releaseAsset(t, version, name))
+}
+
+// releaseAssetDraft downloads an asset of a draft release with the token.
+func (f *giteaForge) releaseAssetDraft(t *testing.T, version, name string) []byte {
+	var rel struct {
+		Assets []struct {
+			Name string `json:"name"`
+			URL  string `json:"browser_download_url"`
+		} `json:"assets"`
+	}
+	require.NoError(t, json.Unmarshal(f.call(t, http.MethodGet, "repos/"+f.env["GITEA_REPO"]+"/releases/tags/v"+version, nil), &rel))
+	for _, a := range rel.Assets {
+		if a.Name == name {
+			req, err := http.NewRequest(http.MethodGet, a.URL, nil)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "token "+f.env["GITEA_TOKEN"])
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			data, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			return data
+		}
+	}
+	t.Fatalf("release v%s has no asset %s", version, name)
+	return nil
 }
 
 // serveProcess is one `deskforge serve` process.

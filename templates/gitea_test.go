@@ -93,8 +93,10 @@ func TestGiteaTemplateUploadsThroughGiteasAPI(t *testing.T) {
 		`"$api/tags/$RELEASE_TAG"`,
 		`\"draft\":true`,
 		`-X DELETE -H "$auth" "$api/$release_id/assets/$old"`,
-		`"$api/$release_id/assets?name=$ASSET_NAME"`,
-		`"$api/$release_id/assets?name=$ASSET_NAME.sha256"`,
+		`"$api/$release_id/assets?name=$1"`,
+		`upload "$ASSET_NAME" "$ASSET_PATH"`,
+		`upload "$ASSET_NAME.sha256" "$ASSET_PATH.sha256"`,
+		`a published release is never changed`,
 	} {
 		require.Contains(t, upload.Run, want)
 	}
@@ -115,6 +117,25 @@ func TestGiteaTemplatesPassActionlint(t *testing.T) {
 		}
 		require.Empty(t, report, "actionlint findings in gitea/%s.yml:\n%s", name, strings.Join(report, "\n"))
 	}
+}
+
+func TestToGiteaFollowsTheGitHubTemplate(t *testing.T) {
+	t.Parallel()
+	src, err := templates.Get("webapp")
+	require.NoError(t, err)
+	out, err := templates.ToGitea(src)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(out), "# Gitea/Forgejo variant"))
+	require.Contains(t, string(out), string(src[:strings.Index(string(src), "\n    steps:\n")]), "everything before the steps is the GitHub template's")
+
+	// A new step using an action, or a replaced step gone, fails loudly.
+	withAction := strings.Replace(string(src), "      - name: Check build config\n",
+		"      - name: New action\n        uses: actions/new@v1\n\n      - name: Check build config\n", 1)
+	_, err = templates.ToGitea([]byte(withAction))
+	require.ErrorContains(t, err, `step "New action" uses an action and has no Gitea replacement`)
+	withoutUpload := strings.Replace(string(src), "      - name: Upload to release\n", "      - name: Upload elsewhere\n", 1)
+	_, err = templates.ToGitea([]byte(withoutUpload))
+	require.ErrorContains(t, err, `no step "Upload to release" to replace`)
 }
 
 func TestGetForUnknown(t *testing.T) {
