@@ -22,7 +22,7 @@ import (
 
 const templateUsage = `Usage:
   deskforge template list
-  deskforge template show NAME
+  deskforge template show NAME [--forge gitea]
   deskforge template install --repo OWNER/NAME [--template NAME] [--ref BRANCH] [--direct] [--forge KIND]
 
 Workflow templates are the GitHub Actions workflows DeskForge dispatches builds to. They
@@ -130,11 +130,18 @@ func runTemplateWith(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		return listTemplates(stdout)
 	case "show":
+		forge := ""
+		if len(args) == 4 && (args[2] == "--forge" || args[2] == "-forge") {
+			forge, args = strings.ToLower(args[3]), args[:2]
+		}
 		if len(args) != 2 || strings.HasPrefix(args[1], "-") {
 			fmt.Fprintf(stderr, "deskforge template show needs one template name (%s)\n\n%s", strings.Join(templates.Names(), ", "), templateUsage)
 			return errUsage
 		}
-		content, err := templates.Get(args[1])
+		if forge == "forgejo" {
+			forge = ForgeGitea
+		}
+		content, err := templates.GetFor(forge, args[1])
 		if err != nil {
 			return err
 		}

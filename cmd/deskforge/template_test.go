@@ -233,3 +233,15 @@ func TestTemplateInstallKnowsTheForgeKind(t *testing.T) {
 	require.ErrorContains(t, err, `--forge "gitlab"`)
 	require.Len(t, asked, 1, "nothing connects for a template or forge that does not exist")
 }
+
+func TestTemplateShowGiteaVariant(t *testing.T) {
+	t.Parallel()
+	out, _, err := runTemplateCmd(t, nil, "show", "webapp", "--forge", "gitea")
+	require.NoError(t, err)
+	want, err := templates.GetFor(templates.ForgeGitea, "webapp")
+	require.NoError(t, err)
+	require.Equal(t, string(want), out)
+	out, _, err = runTemplateCmd(t, nil, "show", "webapp")
+	require.NoError(t, err)
+	require.Equal(t, string(mustTemplate(t, "webapp")), out)
+}

@@ -109,8 +109,7 @@ func NewGitea(ctx context.Context, opts GiteaOptions) (*Gitea, error) {
 func (g *Gitea) CanCancel() bool { return g.web != nil }
 
 // LabelsAssets reports false: Gitea's release assets have no label, so the
-// engine cannot tell which build uploaded an asset (see
-// workflows.Options and finalize).
+// engine cannot tell which build uploaded an asset (workflows.AssetLabeller).
 func (g *Gitea) LabelsAssets() bool { return false }
 
 // paceRead waits for the next read slot.
