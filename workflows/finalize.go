@@ -142,6 +142,7 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 	switch b.RunConclusion {
 	case "success":
 		asset, err := e.forge.FindReleaseAsset(ctx, repo, templates.ReleaseTag(b.Version), b.AssetName)
+		asset = e.labelFor(asset, b.ID)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			reason = fmt.Sprintf("workflow succeeded but uploaded no artifact named %s", b.AssetName)
@@ -154,7 +155,7 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 			}
 		case err != nil:
 			return e.forgeJobError(fmt.Errorf("finalize build %s: find artifact: %w", b.ID, err))
-		case e.labelsAssets() && templates.AssetLabelBuildID(asset.Label) != b.ID:
+		case templates.AssetLabelBuildID(asset.Label) != b.ID:
 			if later := e.replacedBy(ctx, b, asset); later != "" {
 				to, reason = models.StatusSuccess, ""
 				fields["superseded_by"] = later
@@ -252,11 +253,15 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 	return nil
 }
 
-// labelsAssets reports whether the forge's release assets carry labels
-// (see AssetLabeller).
-func (e *Engine) labelsAssets() bool {
-	l, ok := e.forge.(AssetLabeller)
-	return !ok || l.LabelsAssets()
+// labelFor returns asset as the engine judges it: on a forge whose assets
+// carry no label (AssetLabeller), the asset of the build's name counts as
+// uploaded by the build (it gets the label the build's template would have
+// given it); elsewhere asset is returned unchanged.
+func (e *Engine) labelFor(asset Asset, buildID string) Asset {
+	if l, ok := e.forge.(AssetLabeller); ok && !l.LabelsAssets() && asset.Label == "" && asset.Name != "" {
+		asset.Label = templates.AssetLabel(asset.Name, buildID)
+	}
+	return asset
 }
 
 // fetchJobLog downloads a job's raw log into a temporary file (constant

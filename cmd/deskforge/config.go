@@ -35,30 +35,24 @@ type Config struct {
 	GitHubAppPrivateKeyFile string
 	GitHubInstallationID    int64
 	GitHubAPIURL            string
-	// Forge is the kind of forge: ForgeGitHub (GitHub.com or GitHub
-	// Enterprise Server) or ForgeGitea (Gitea or Forgejo, at GitHubAPIURL).
-	Forge string
-	// GiteaUsername and GiteaPassword sign in to Gitea's web interface to
-	// cancel runs (Gitea has no REST cancel).
-	GiteaUsername, GiteaPassword string
-	GitHubWebhookSecret          string
-	BuilderRepo                  string
-	BuilderWorkflow              string
-	BuilderRef                   string
-	Runners                      templates.RunnerTable
-	MaxBuildDuration             time.Duration
-	ReconcileInterval            time.Duration
-	StaleAfter                   time.Duration
-	LogWaitTimeout               time.Duration
-	NoRunTimeout                 time.Duration
-	DispatchesPerMinute          int
-	StepPollInterval             time.Duration
-	StepPollsPerMinute           int
-	DownloadMode                 string
-	LogLevel                     slog.Level
-	LogFormat                    string // "json", "text" or "" (text on a terminal, else json)
-	SimFaults                    string
-	Demo                         bool
+	GitHubWebhookSecret     string
+	BuilderRepo             string
+	BuilderWorkflow         string
+	BuilderRef              string
+	Runners                 templates.RunnerTable
+	MaxBuildDuration        time.Duration
+	ReconcileInterval       time.Duration
+	StaleAfter              time.Duration
+	LogWaitTimeout          time.Duration
+	NoRunTimeout            time.Duration
+	DispatchesPerMinute     int
+	StepPollInterval        time.Duration
+	StepPollsPerMinute      int
+	DownloadMode            string
+	LogLevel                slog.Level
+	LogFormat               string // "json", "text" or "" (text on a terminal, else json)
+	SimFaults               string
+	Demo                    bool
 	// WebhooksAllowPrivate lets outbound webhooks reach loopback and
 	// private addresses (on by default in the demo).
 	WebhooksAllowPrivate bool
@@ -72,6 +66,12 @@ type Config struct {
 	GitHubRunDetails bool
 	// MetricsListen is the address of the Prometheus endpoint (empty: off).
 	MetricsListen string
+	// Forge is the kind of forge: ForgeGitHub (GitHub.com or GitHub
+	// Enterprise Server) or ForgeGitea (Gitea or Forgejo, at GitHubAPIURL).
+	Forge string
+	// GiteaUsername and GiteaPassword sign in to Gitea's web interface to
+	// cancel runs (Gitea has no REST cancel).
+	GiteaUsername, GiteaPassword string
 	// publicURLFromListener: the public URL is the listener's local URL (a
 	// demo without DESKFORGE_PUBLIC_URL, so that links follow --listen).
 	publicURLFromListener bool
@@ -136,10 +136,6 @@ func allSettings() map[int][]*setting {
 			{flag: "github-app-private-key-file", arg: "FILE", env: "DESKFORGE_GITHUB_APP_PRIVATE_KEY_FILE", usage: "PEM file of the GitHub App's private key"},
 			{flag: "github-installation-id", arg: "ID", env: "DESKFORGE_GITHUB_INSTALLATION_ID", usage: "GitHub App installation id"},
 			{flag: "github-api-url", arg: "URL", env: "DESKFORGE_GITHUB_API_URL", usage: "GitHub REST API root for GitHub Enterprise Server (https://host/api/v3/) or Gitea/Forgejo (https://host/api/v1/); empty = api.github.com"},
-			{flag: "forge-url", arg: "URL", env: "DESKFORGE_FORGE_URL", usage: "alias of --github-api-url (the forge's REST API root); set one of the two"},
-			{flag: "forge", arg: "KIND", env: "DESKFORGE_FORGE", def: ForgeGitHub, usage: "the forge running the builds: github (GitHub.com, GitHub Enterprise Server) or gitea (Gitea or Forgejo Actions, which speaks Gitea's API)"},
-			{flag: "gitea-username", arg: "USER", env: "DESKFORGE_GITEA_USERNAME", usage: "gitea only: user signing in to Gitea's web interface to cancel runs (Gitea has no REST cancel); empty = cancel unsupported"},
-			{flag: "gitea-password", arg: "PASSWORD", env: "DESKFORGE_GITEA_PASSWORD", usage: "gitea only: that user's password", secret: true},
 			{flag: "github-webhook-secret", arg: "SECRET", env: "DESKFORGE_GITHUB_WEBHOOK_SECRET", usage: "secret of the GitHub webhook pointed at /webhooks/github; empty = webhooks off, status by polling", secret: true},
 			{flag: "builder-repo", arg: "OWNER/NAME", env: "DESKFORGE_BUILDER_REPO", usage: "owner/name of the repository that builds web-app projects (holds templates/webapp.yml)"},
 			{flag: "builder-workflow", arg: "FILE", env: "DESKFORGE_BUILDER_WORKFLOW", def: "deskforge.yml", usage: "workflow file of the builder repository"},
@@ -161,6 +157,10 @@ func allSettings() map[int][]*setting {
 			{flag: "github-run-details", arg: "BOOL", env: "DESKFORGE_GITHUB_RUN_DETAILS", def: "true", usage: "ask GitHub to return the run of a dispatch (false for GitHub Enterprise Server releases without return_run_details)"},
 			{flag: "metrics-listen", arg: "ADDR", env: "DESKFORGE_METRICS_LISTEN", usage: "address of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9090 (empty: off)"},
 			{flag: "sim-faults", arg: "LIST", env: "DESKFORGE_SIM_FAULTS", usage: "demo only: simulator faults, e.g. drop=0.3,duplicate=0.2,api5xx=0.1,seed=7"},
+			{flag: "forge-url", arg: "URL", env: "DESKFORGE_FORGE_URL", usage: "alias of --github-api-url (the forge's REST API root); set one of the two"},
+			{flag: "forge", arg: "KIND", env: "DESKFORGE_FORGE", def: ForgeGitHub, usage: "the forge running the builds: github (GitHub.com, GitHub Enterprise Server) or gitea (Gitea or Forgejo Actions, which speaks Gitea's API)"},
+			{flag: "gitea-username", arg: "USER", env: "DESKFORGE_GITEA_USERNAME", usage: "gitea only: user signing in to Gitea's web interface to cancel runs (Gitea has no REST cancel); empty = cancel unsupported"},
+			{flag: "gitea-password", arg: "PASSWORD", env: "DESKFORGE_GITEA_PASSWORD", usage: "gitea only: that user's password", secret: true},
 		},
 	}
 }
