@@ -253,17 +253,6 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 	return nil
 }
 
-// labelFor returns asset as the engine judges it: on a forge whose assets
-// carry no label (AssetLabeller), the asset of the build's name counts as
-// uploaded by the build (it gets the label the build's template would have
-// given it); elsewhere asset is returned unchanged.
-func (e *Engine) labelFor(asset Asset, buildID string) Asset {
-	if l, ok := e.forge.(AssetLabeller); ok && !l.LabelsAssets() && asset.Label == "" && asset.Name != "" {
-		asset.Label = templates.AssetLabel(asset.Name, buildID)
-	}
-	return asset
-}
-
 // fetchJobLog downloads a job's raw log into a temporary file (constant
 // memory, and no transaction held while the network is read).
 func (e *Engine) fetchJobLog(ctx context.Context, repo string, jobID int64) (*os.File, error) {
@@ -360,4 +349,15 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// labelFor returns asset as the engine judges it: on a forge whose assets
+// carry no label (AssetLabeller), the asset of the build's name counts as
+// uploaded by the build (it gets the label the build's template would have
+// given it); elsewhere asset is returned unchanged.
+func (e *Engine) labelFor(asset Asset, buildID string) Asset {
+	if l, ok := e.forge.(AssetLabeller); ok && !l.LabelsAssets() && asset.Label == "" && asset.Name != "" {
+		asset.Label = templates.AssetLabel(asset.Name, buildID)
+	}
+	return asset
 }
