@@ -42,4 +42,3 @@ func Get(name string) ([]byte, error) {
 
 // FS exposes the embedded templates as a file system (file names end in .yml).
 func FS() fs.FS { return files }
-
