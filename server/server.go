@@ -13,6 +13,8 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/deskforge/deskforge/models"
+	"github.com/deskforge/deskforge/workflows"
+	forge "github.com/deskforge/deskforge/workflows/github"
 )
 
 // DefaultMaxBodyBytes is the request body limit of the authenticated API
@@ -50,6 +52,10 @@ type Options struct {
 	WebhookSecret []byte
 	// Demo marks a server whose GitHub is simulated.
 	Demo bool
+	// ParseWebhook turns a verified delivery's payload into an event
+	// (default: workflows/github.ParseWebhook; a Gitea forge passes
+	// ParseGiteaWebhook).
+	ParseWebhook func(event string, payload []byte) (workflows.WebhookEvent, error)
 	// Log receives access logs and errors (default: discard).
 	Log *slog.Logger
 	// MaxBodyBytes overrides DefaultMaxBodyBytes.
@@ -107,6 +113,7 @@ type Server struct {
 	engine        BuildEngine
 	publicURL     string
 	webhookSecret []byte
+	parseWebhook  func(event string, payload []byte) (workflows.WebhookEvent, error)
 	demo          bool
 	log           *slog.Logger
 	maxBodyBytes  int64
@@ -132,6 +139,7 @@ func New(opts Options) *Server {
 		engine:        opts.Engine,
 		publicURL:     strings.TrimSuffix(opts.PublicURL, "/"),
 		webhookSecret: opts.WebhookSecret,
+		parseWebhook:  opts.ParseWebhook,
 		demo:          opts.Demo,
 		log:           opts.Log,
 		maxBodyBytes:  opts.MaxBodyBytes,
@@ -140,6 +148,9 @@ func New(opts Options) *Server {
 	}
 	if s.publicURL == "" {
 		s.publicURL = "http://localhost:8080"
+	}
+	if s.parseWebhook == nil {
+		s.parseWebhook = forge.ParseWebhook
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

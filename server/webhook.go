@@ -85,7 +85,7 @@ func (s *Server) receiveWebhook(c *gin.Context) {
 			return
 		}
 	}
-	ev, err := parseDelivery(delivery, body)
+	ev, err := s.parseDelivery(delivery, body)
 	if err != nil {
 		s.renderError(c, err)
 		return
@@ -204,8 +204,8 @@ func isPrintableASCII(s string) bool {
 
 // parseDelivery parses a delivery's payload; the error is a 400 for the
 // API.
-func parseDelivery(d workflows.Delivery, body []byte) (workflows.WebhookEvent, error) {
-	ev, err := forge.ParseWebhook(d.Event, body)
+func (s *Server) parseDelivery(d workflows.Delivery, body []byte) (workflows.WebhookEvent, error) {
+	ev, err := s.parseWebhook(d.Event, body)
 	if err != nil {
 		return workflows.WebhookEvent{}, invalid("body", "%s", fmt.Sprintf("the %s payload is not valid: %v", d.Event, err))
 	}

@@ -145,6 +145,7 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 	switch b.RunConclusion {
 	case "success":
 		asset, err := e.forge.FindReleaseAsset(ctx, repo, templates.ReleaseTag(b.Version), b.AssetName)
+		asset = e.labelFor(asset, b.ID)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			reason = fmt.Sprintf("workflow succeeded but uploaded no artifact named %s", b.AssetName)
@@ -371,4 +372,15 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// labelFor returns asset as the engine judges it: on a forge whose assets
+// carry no label (AssetLabeller), the asset of the build's name counts as
+// uploaded by the build (it gets the label the build's template would have
+// given it); elsewhere asset is returned unchanged.
+func (e *Engine) labelFor(asset Asset, buildID string) Asset {
+	if l, ok := e.forge.(AssetLabeller); ok && !l.LabelsAssets() && asset.Label == "" && asset.Name != "" {
+		asset.Label = templates.AssetLabel(asset.Name, buildID)
+	}
+	return asset
 }

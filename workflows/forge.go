@@ -64,6 +64,15 @@ type Forge interface {
 	PublishRelease(ctx context.Context, repo, tag, notes string) (string, error)
 }
 
+// AssetLabeller is implemented by a Forge that may answer that its release
+// assets carry no label (Gitea and Forgejo: LabelsAssets false). The engine
+// then cannot check that the asset of a build's name was uploaded by that
+// build (templates.AssetLabel) and records it as is. A Forge that does not
+// implement it labels assets (GitHub).
+type AssetLabeller interface {
+	LabelsAssets() bool
+}
+
 // DispatchRequest is one workflow_dispatch call.
 type DispatchRequest struct {
 	Repo     string            // "owner/name"

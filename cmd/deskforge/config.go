@@ -67,6 +67,12 @@ type Config struct {
 	GitHubRunDetails bool
 	// MetricsListen is the address of the Prometheus endpoint (empty: off).
 	MetricsListen string
+	// Forge is the kind of forge: ForgeGitHub (GitHub.com or GitHub
+	// Enterprise Server) or ForgeGitea (Gitea or Forgejo, at GitHubAPIURL).
+	Forge string
+	// GiteaUsername and GiteaPassword sign in to Gitea's web interface to
+	// cancel runs (Gitea has no REST cancel).
+	GiteaUsername, GiteaPassword string
 	// publicURLFromListener: the public URL is the listener's local URL (a
 	// demo without DESKFORGE_PUBLIC_URL, so that links follow --listen).
 	publicURLFromListener bool
@@ -130,7 +136,7 @@ func allSettings() map[int][]*setting {
 			{flag: "github-app-id", arg: "ID", env: "DESKFORGE_GITHUB_APP_ID", usage: "GitHub App id (instead of a token, with the two next settings)"},
 			{flag: "github-app-private-key-file", arg: "FILE", env: "DESKFORGE_GITHUB_APP_PRIVATE_KEY_FILE", usage: "PEM file of the GitHub App's private key"},
 			{flag: "github-installation-id", arg: "ID", env: "DESKFORGE_GITHUB_INSTALLATION_ID", usage: "GitHub App installation id"},
-			{flag: "github-api-url", arg: "URL", env: "DESKFORGE_GITHUB_API_URL", usage: "GitHub REST API root for GitHub Enterprise Server (https://host/api/v3/); empty = api.github.com"},
+			{flag: "github-api-url", arg: "URL", env: "DESKFORGE_GITHUB_API_URL", usage: "GitHub REST API root for GitHub Enterprise Server (https://host/api/v3/) or Gitea/Forgejo (https://host/api/v1/); empty = api.github.com"},
 			{flag: "github-webhook-secret", arg: "SECRET", env: "DESKFORGE_GITHUB_WEBHOOK_SECRET", usage: "secret of the GitHub webhook pointed at /webhooks/github; empty = webhooks off, status by polling", secret: true},
 			{flag: "signing-key", arg: "KEY", env: "DESKFORGE_SIGNING_KEY", usage: "key (32+ characters) of signed download links; empty = generated on first start and stored in the database", secret: true},
 			{flag: "builder-repo", arg: "OWNER/NAME", env: "DESKFORGE_BUILDER_REPO", usage: "owner/name of the repository that builds web-app projects (holds templates/webapp.yml)"},
@@ -153,6 +159,10 @@ func allSettings() map[int][]*setting {
 			{flag: "github-run-details", arg: "BOOL", env: "DESKFORGE_GITHUB_RUN_DETAILS", def: "true", usage: "ask GitHub to return the run of a dispatch (false for GitHub Enterprise Server releases without return_run_details)"},
 			{flag: "metrics-listen", arg: "ADDR", env: "DESKFORGE_METRICS_LISTEN", usage: "address of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9090 (empty: off)"},
 			{flag: "sim-faults", arg: "LIST", env: "DESKFORGE_SIM_FAULTS", usage: "demo only: simulator faults, e.g. drop=0.3,duplicate=0.2,api5xx=0.1,seed=7"},
+			{flag: "forge-url", arg: "URL", env: "DESKFORGE_FORGE_URL", usage: "alias of --github-api-url (the forge's REST API root); set one of the two"},
+			{flag: "forge", arg: "KIND", env: "DESKFORGE_FORGE", def: ForgeGitHub, usage: "the forge running the builds: github (GitHub.com, GitHub Enterprise Server) or gitea (Gitea or Forgejo Actions, which speaks Gitea's API)"},
+			{flag: "gitea-username", arg: "USER", env: "DESKFORGE_GITEA_USERNAME", usage: "gitea only: user signing in to Gitea's web interface to cancel runs (Gitea has no REST cancel); empty = cancel unsupported"},
+			{flag: "gitea-password", arg: "PASSWORD", env: "DESKFORGE_GITEA_PASSWORD", usage: "gitea only: that user's password", secret: true},
 		},
 	}
 }
@@ -339,6 +349,17 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 		}
 		cfg.GitHubAPIURL = v
 	}
+	if s, v := str("forge-url"); v != "" {
+		u, err := url.Parse(v)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			errs = append(errs, s.errorf("%q is not an http(s) URL; use e.g. https://gitea.example.com/api/v1/", v))
+		case cfg.GitHubAPIURL != "" && cfg.GitHubAPIURL != v:
+			errs = append(errs, s.errorf("%q differs from DESKFORGE_GITHUB_API_URL %q: set one of the two", v, cfg.GitHubAPIURL))
+		}
+		cfg.GitHubAPIURL = v
+	}
+	errs = append(errs, cf.buildForgeKind(&cfg)...)
 	if s, v := str("builder-repo"); v != "" {
 		if !repoRe.MatchString(v) {
 			errs = append(errs, s.errorf("%q is not owner/name; use e.g. acme/deskforge-builder", v))
@@ -579,4 +600,53 @@ func usageFunc(fs *flag.FlagSet, synopsis, description string) func() {
 			fmt.Fprintln(w)
 		})
 	}
+}
+
+// Forge kinds (DESKFORGE_FORGE).
+const (
+	ForgeGitHub = "github"
+	ForgeGitea  = "gitea"
+)
+
+// buildForgeKind reads DESKFORGE_FORGE and the Gitea settings: gitea needs
+// the API URL and a token (Gitea has no GitHub Apps).
+func (cf *configFlags) buildForgeKind(cfg *Config) []error {
+	s, ok := cf.get("forge")
+	if !ok {
+		return nil
+	}
+	var errs []error
+	kind := strings.ToLower(s.value)
+	switch kind {
+	case "", ForgeGitHub:
+		kind = ForgeGitHub
+	case ForgeGitea, "forgejo":
+		kind = ForgeGitea
+	default:
+		errs = append(errs, s.errorf("%q is not a forge; use github or gitea (also for Forgejo)", s.value))
+	}
+	cfg.Forge = kind
+	if u, ok := cf.get("gitea-username"); ok {
+		cfg.GiteaUsername = u.value
+	}
+	if p, ok := cf.get("gitea-password"); ok {
+		cfg.GiteaPassword = p.value
+	}
+	if kind != ForgeGitea || cfg.Demo {
+		if cfg.GiteaUsername != "" && !cfg.Demo {
+			u, _ := cf.get("gitea-username")
+			errs = append(errs, u.errorf("is only used with DESKFORGE_FORGE=gitea"))
+		}
+		return errs
+	}
+	if cfg.GitHubAPIURL == "" {
+		errs = append(errs, s.errorf("gitea needs the API root of the Gitea or Forgejo server: set DESKFORGE_FORGE_URL (or DESKFORGE_GITHUB_API_URL), e.g. https://gitea.example.com/api/v1/"))
+	}
+	if cfg.GitHubAppID != 0 || cfg.GitHubAppPrivateKeyFile != "" || cfg.GitHubInstallationID != 0 {
+		errs = append(errs, s.errorf("gitea has no GitHub Apps: set DESKFORGE_GITHUB_TOKEN to a Gitea access token (scopes write:repository and read:user) instead of the DESKFORGE_GITHUB_APP_* settings"))
+	}
+	if (cfg.GiteaUsername == "") != (cfg.GiteaPassword == "") {
+		errs = append(errs, s.errorf("set both DESKFORGE_GITEA_USERNAME and DESKFORGE_GITEA_PASSWORD, or neither (then DeskForge cannot cancel runs)"))
+	}
+	return errs
 }

@@ -36,6 +36,7 @@ func TestConfigDefaults(t *testing.T) {
 		PublicURL:           "http://localhost:8080",
 		DatabaseURL:         "sqlite://deskforge.db",
 		GitHubToken:         "ghp_x",
+		Forge:               ForgeGitHub,
 		BuilderWorkflow:     "deskforge.yml",
 		BuilderRef:          "main",
 		Runners:             templates.DefaultRunners,
@@ -241,4 +242,52 @@ func TestConfigRunDetailsReachTheGitHubClient(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, tt.wantDisable, opts.DisableRunDetails, "DESKFORGE_GITHUB_RUN_DETAILS=%q", tt.env)
 	}
+}
+
+func TestConfigForgeKind(t *testing.T) {
+	t.Parallel()
+	api := "http://127.0.0.1:3000/api/v1/"
+	cfg, err := loadServeConfig(t, map[string]string{"DESKFORGE_GITHUB_TOKEN": "t", "DESKFORGE_FORGE": "gitea",
+		"DESKFORGE_FORGE_URL": api, "DESKFORGE_GITEA_USERNAME": "ops", "DESKFORGE_GITEA_PASSWORD": "pw"})
+	require.NoError(t, err)
+	require.Equal(t, ForgeGitea, cfg.Forge)
+	require.Equal(t, api, cfg.GitHubAPIURL, "DESKFORGE_FORGE_URL is DESKFORGE_GITHUB_API_URL's alias")
+	require.Equal(t, "ops", cfg.GiteaUsername)
+	require.Equal(t, "pw", cfg.GiteaPassword)
+
+	cfg, err = loadServeConfig(t, map[string]string{"DESKFORGE_GITHUB_TOKEN": "t", "DESKFORGE_FORGE": "Forgejo", "DESKFORGE_GITHUB_API_URL": api})
+	require.NoError(t, err)
+	require.Equal(t, ForgeGitea, cfg.Forge, "Forgejo speaks Gitea's API")
+
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"unknown kind", map[string]string{"DESKFORGE_FORGE": "gitlab"}, `"gitlab" is not a forge; use github or gitea`},
+		{"gitea without url", map[string]string{"DESKFORGE_FORGE": "gitea"}, "gitea needs the API root"},
+		{"two different urls", map[string]string{"DESKFORGE_FORGE": "gitea", "DESKFORGE_FORGE_URL": api, "DESKFORGE_GITHUB_API_URL": "http://x/api/v1/"}, "set one of the two"},
+		{"gitea app", map[string]string{"DESKFORGE_FORGE": "gitea", "DESKFORGE_FORGE_URL": api, "DESKFORGE_GITHUB_APP_ID": "1"}, "gitea has no GitHub Apps"},
+		{"username without password", map[string]string{"DESKFORGE_FORGE": "gitea", "DESKFORGE_FORGE_URL": api, "DESKFORGE_GITEA_USERNAME": "ops"}, "set both DESKFORGE_GITEA_USERNAME and DESKFORGE_GITEA_PASSWORD"},
+		{"username on github", map[string]string{"DESKFORGE_GITEA_USERNAME": "ops"}, "only used with DESKFORGE_FORGE=gitea"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["DESKFORGE_GITHUB_TOKEN"] = "t"
+			_, err := loadServeConfig(t, tt.env)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+func TestWebhookParserFollowsTheForge(t *testing.T) {
+	t.Parallel()
+	// A Gitea job payload numbers its steps from 0; its parser renumbers.
+	payload := []byte(`{"action":"in_progress","repository":{"full_name":"acme/builder"},"workflow_job":{"id":4,"run_id":4,"status":"in_progress",
+		"steps":[{"name":"Show inputs","number":0,"status":"completed"},{"name":"Build installer","number":1,"status":"in_progress"}]}}`)
+	ev, err := webhookParser(Config{Forge: ForgeGitea})("workflow_job", payload)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2}, []int{ev.Job.Steps[0].Number, ev.Job.Steps[1].Number})
+	ev, err = webhookParser(Config{Forge: ForgeGitHub})("workflow_job", payload)
+	require.NoError(t, err)
+	require.Equal(t, 0, ev.Job.Steps[0].Number, "GitHub's parser is unchanged")
 }

@@ -154,6 +154,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		Engine:        engine,
 		PublicURL:     cfg.PublicURL,
 		WebhookSecret: []byte(cfg.GitHubWebhookSecret),
+		ParseWebhook:  webhookParser(cfg),
 		Demo:          cfg.Demo,
 		Log:           log,
 		RateLimits:    cfg.rateLimits(),
@@ -225,6 +226,17 @@ func buildForge(ctx context.Context, cfg Config, log *slog.Logger, transport fun
 	if transport != nil {
 		opts.HTTPClient = &http.Client{Transport: transport(nil)}
 	}
+	if cfg.Forge == ForgeGitea {
+		client, err := github.NewGitea(ctx, github.GiteaOptions{Options: opts, WebUser: cfg.GiteaUsername, WebPassword: cfg.GiteaPassword})
+		if err != nil {
+			return nil, fmt.Errorf("configure Gitea: %w", err)
+		}
+		if !client.CanCancel() {
+			log.Warn("DESKFORGE_GITEA_USERNAME is not set: cancelling a build will not stop its Gitea run (Gitea has no REST cancel; DeskForge cancels through its web route when it can sign in)")
+		}
+		go checkGitHub(ctx, client, cfg.BuilderRepo, log)
+		return client, nil
+	}
 	client, err := github.New(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("configure GitHub: %w", err)
@@ -233,10 +245,24 @@ func buildForge(ctx context.Context, cfg Config, log *slog.Logger, transport fun
 	return client, nil
 }
 
+// accessChecker is what checkGitHub needs of a forge client.
+type accessChecker interface {
+	CheckAccess(ctx context.Context, repo string) error
+	BaseURL() string
+}
+
+// webhookParser is the parser of the configured forge's deliveries.
+func webhookParser(cfg Config) func(string, []byte) (workflows.WebhookEvent, error) {
+	if cfg.Forge == ForgeGitea && !cfg.Demo {
+		return github.ParseGiteaWebhook
+	}
+	return github.ParseWebhook
+}
+
 // checkGitHub checks once, at start, that GitHub answers DeskForge's
 // credentials (and sees the builder repository), and says loudly when it
 // does not: builds would otherwise wait in queued, retrying.
-func checkGitHub(ctx context.Context, client *github.Client, builderRepo string, log *slog.Logger) {
+func checkGitHub(ctx context.Context, client accessChecker, builderRepo string, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := client.CheckAccess(ctx, builderRepo); err != nil {

@@ -22,8 +22,8 @@ import (
 
 const templateUsage = `Usage:
   deskforge template list
-  deskforge template show NAME
-  deskforge template install --repo OWNER/NAME [--template NAME] [--ref BRANCH] [--direct]
+  deskforge template show NAME [--forge gitea]
+  deskforge template install --repo OWNER/NAME [--template NAME] [--ref BRANCH] [--direct] [--forge KIND]
 
 Workflow templates are the GitHub Actions workflows DeskForge dispatches builds to. They
 are built into this binary; "list" names them, "show" prints one.
@@ -42,6 +42,9 @@ Flags of install:
   --template NAME     template to install (default webapp)
   --ref BRANCH        branch to install on (default: the repository's default branch)
   --direct            commit to BRANCH instead of opening a pull request
+  --forge KIND        github (default) or gitea (Gitea or Forgejo: installs the template's
+                      Gitea variant, which needs nothing from github.com and uploads
+                      through Gitea's API); default DESKFORGE_FORGE
 
 Environment:
   DESKFORGE_GITHUB_TOKEN    token allowed to write the repository's contents, workflows
@@ -50,7 +53,9 @@ Environment:
                             classic token with the repo and workflow scopes
   DESKFORGE_GITHUB_API_URL  REST API root, for GitHub Enterprise Server
                             ("https://github.example.com/api/v3") or the DeskForge GitHub
-                            simulator; default https://api.github.com
+                            simulator; default https://api.github.com; for Gitea or
+                            Forgejo their API root ("https://gitea.example.com/api/v1/",
+                            also accepted as DESKFORGE_FORGE_URL)
 `
 
 // templateDescriptions says which project each embedded template is for.
@@ -73,21 +78,34 @@ type templateRepository interface {
 }
 
 // connectFunc returns the GitHub client `template install` uses.
-type connectFunc func(ctx context.Context) (templateRepository, error)
+// forge is the forge kind (ForgeGitHub or ForgeGitea).
+type connectFunc func(ctx context.Context, forge string) (templateRepository, error)
 
 // runTemplate implements `deskforge template`.
 func runTemplate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runTemplateWith(ctx, args, stdout, stderr, connectFromEnv)
 }
 
-// connectFromEnv builds a GitHub client from DESKFORGE_GITHUB_TOKEN and
-// DESKFORGE_GITHUB_API_URL.
-func connectFromEnv(ctx context.Context) (templateRepository, error) {
+// connectFromEnv builds the client of the forge kind from
+// DESKFORGE_GITHUB_TOKEN and DESKFORGE_GITHUB_API_URL (or its alias
+// DESKFORGE_FORGE_URL): GitHub, or Gitea/Forgejo.
+func connectFromEnv(ctx context.Context, forge string) (templateRepository, error) {
 	token := os.Getenv("DESKFORGE_GITHUB_TOKEN")
 	if token == "" {
 		return nil, errors.New("DESKFORGE_GITHUB_TOKEN is not set: export a token that may write the repository's contents, workflows and pull requests (see --help)")
 	}
-	client, err := github.New(ctx, github.Options{Token: token, BaseURL: os.Getenv("DESKFORGE_GITHUB_API_URL")})
+	apiURL := os.Getenv("DESKFORGE_GITHUB_API_URL")
+	if apiURL == "" {
+		apiURL = os.Getenv("DESKFORGE_FORGE_URL")
+	}
+	if forge == ForgeGitea {
+		client, err := github.NewGitea(ctx, github.GiteaOptions{Options: github.Options{Token: token, BaseURL: apiURL}})
+		if err != nil {
+			return nil, fmt.Errorf("DESKFORGE_FORGE_URL: %w", err)
+		}
+		return client, nil
+	}
+	client, err := github.New(ctx, github.Options{Token: token, BaseURL: apiURL})
 	if err != nil {
 		return nil, fmt.Errorf("DESKFORGE_GITHUB_API_URL: %w", err)
 	}
@@ -112,11 +130,18 @@ func runTemplateWith(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		return listTemplates(stdout)
 	case "show":
+		forge := ""
+		if len(args) == 4 && (args[2] == "--forge" || args[2] == "-forge") {
+			forge, args = strings.ToLower(args[3]), args[:2]
+		}
 		if len(args) != 2 || strings.HasPrefix(args[1], "-") {
 			fmt.Fprintf(stderr, "deskforge template show needs one template name (%s)\n\n%s", strings.Join(templates.Names(), ", "), templateUsage)
 			return errUsage
 		}
-		content, err := templates.Get(args[1])
+		if forge == "forgejo" {
+			forge = ForgeGitea
+		}
+		content, err := templates.GetFor(forge, args[1])
 		if err != nil {
 			return err
 		}
@@ -167,6 +192,7 @@ type installOptions struct {
 	template string
 	ref      string
 	direct   bool
+	forge    string // ForgeGitHub or ForgeGitea ("forgejo" too)
 }
 
 func runTemplateInstall(ctx context.Context, args []string, stdout, stderr io.Writer, connect connectFunc) error {
@@ -177,6 +203,7 @@ func runTemplateInstall(ctx context.Context, args []string, stdout, stderr io.Wr
 	fs.StringVar(&opts.template, "template", "webapp", "")
 	fs.StringVar(&opts.ref, "ref", "", "")
 	fs.BoolVar(&opts.direct, "direct", false, "")
+	fs.StringVar(&opts.forge, "forge", os.Getenv("DESKFORGE_FORGE"), "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, templateUsage)
@@ -195,11 +222,19 @@ func runTemplateInstall(ctx context.Context, args []string, stdout, stderr io.Wr
 	case !repoNameRe.MatchString(opts.repo):
 		return fmt.Errorf("--repo %q must be OWNER/NAME, e.g. acme/deskforge-builder", opts.repo)
 	}
-	content, err := templates.Get(opts.template)
+	switch strings.ToLower(opts.forge) {
+	case "", ForgeGitHub:
+		opts.forge = ForgeGitHub
+	case ForgeGitea, "forgejo":
+		opts.forge = ForgeGitea
+	default:
+		return fmt.Errorf("--forge %q: use github or gitea (also for Forgejo)", opts.forge)
+	}
+	content, err := templates.GetFor(opts.forge, opts.template)
 	if err != nil {
 		return fmt.Errorf("--template: %w", err)
 	}
-	client, err := connect(ctx)
+	client, err := connect(ctx, opts.forge)
 	if err != nil {
 		return err
 	}

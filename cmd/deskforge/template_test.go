@@ -28,7 +28,7 @@ func templateSetup(t *testing.T, repo string, workflowFiles map[string][]byte) (
 		Workflows: workflowFiles,
 		Files:     map[string][]byte{"README.md": []byte("builder\n")},
 	}))
-	connect := func(ctx context.Context) (templateRepository, error) {
+	connect := func(ctx context.Context, _ string) (templateRepository, error) {
 		return github.New(ctx, github.Options{BaseURL: srv.URL, Token: "test-token", WriteBurst: 100})
 	}
 	return sim, connect
@@ -208,4 +208,40 @@ func TestTemplateInstallNeedsToken(t *testing.T) {
 	t.Setenv("DESKFORGE_GITHUB_API_URL", "ftp://example.com")
 	err = runTemplate(context.Background(), []string{"install", "--repo", "acme/builder"}, &stdout, &stderr)
 	require.ErrorContains(t, err, "DESKFORGE_GITHUB_API_URL")
+}
+
+func TestTemplateInstallKnowsTheForgeKind(t *testing.T) {
+	t.Parallel()
+	sim, simConnect := templateSetup(t, "acme/builder", nil)
+	var asked []string
+	connect := func(ctx context.Context, forge string) (templateRepository, error) {
+		asked = append(asked, forge)
+		return simConnect(ctx, forge)
+	}
+	_, _, err := runTemplateCmd(t, connect, "install", "--repo", "acme/builder", "--direct", "--forge", "forgejo")
+	require.NoError(t, err)
+	require.Equal(t, []string{ForgeGitea}, asked, "Forgejo is served by the Gitea client")
+	got, ok := sim.File("acme/builder", "main", templates.InstallPath)
+	require.True(t, ok)
+	want, err := templates.GetFor(templates.ForgeGitea, "webapp")
+	require.NoError(t, err)
+	require.Equal(t, want, got, "the Gitea variant of the template is installed")
+
+	_, _, err = runTemplateCmd(t, connect, "install", "--repo", "acme/builder", "--forge", "gitea", "--template", "electron-app")
+	require.ErrorContains(t, err, `template "electron-app" has no Gitea variant`)
+	_, _, err = runTemplateCmd(t, connect, "install", "--repo", "acme/builder", "--forge", "gitlab")
+	require.ErrorContains(t, err, `--forge "gitlab"`)
+	require.Len(t, asked, 1, "nothing connects for a template or forge that does not exist")
+}
+
+func TestTemplateShowGiteaVariant(t *testing.T) {
+	t.Parallel()
+	out, _, err := runTemplateCmd(t, nil, "show", "webapp", "--forge", "gitea")
+	require.NoError(t, err)
+	want, err := templates.GetFor(templates.ForgeGitea, "webapp")
+	require.NoError(t, err)
+	require.Equal(t, string(want), out)
+	out, _, err = runTemplateCmd(t, nil, "show", "webapp")
+	require.NoError(t, err)
+	require.Equal(t, string(mustTemplate(t, "webapp")), out)
 }
