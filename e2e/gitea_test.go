@@ -31,8 +31,8 @@ import (
 
 // TestGiteaRealForge runs `deskforge serve` against a real forge: Gitea with
 // Gitea Actions and a real runner in host mode, built and started by the
-// shared scripts (../shared/gitea relative to the repository:
-// build.sh, start.sh, stop.sh). It drives a success, a failure
+// scripts in .ci/gitea (a copy of the team's ../shared/gitea: build.sh,
+// start.sh, stop.sh). It drives a success, a failure
 // (fail=1), a cancel while running (sleep_seconds), a build whose webhooks
 // never arrive (the repository's webhook switched off: polling finishes it)
 // and checks that every build ends in the right state with its job log, and
@@ -43,7 +43,7 @@ import (
 // scripts' directory.
 func TestGiteaRealForge(t *testing.T) {
 	if os.Getenv("DESKFORGE_GITEA_E2E") != "1" {
-		t.Skip("real-forge e2e: set DESKFORGE_GITEA_E2E=1 (needs the scripts of ../shared/gitea; .ci/run does)")
+		t.Skip("real-forge e2e: set DESKFORGE_GITEA_E2E=1 (builds the forge with .ci/gitea's scripts; .ci/run does)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -130,18 +130,19 @@ type giteaForge struct {
 	api     string // API root, trailing slash
 }
 
-// giteaScripts is the directory of the shared scripts: ../shared/gitea
-// relative to the repository (the e2e package runs in <repo>/e2e).
+// giteaScripts is the directory of the forge's scripts: .ci/gitea in the
+// repository (a copy of the team's ../shared/gitea; the e2e package runs
+// in <repo>/e2e), or DESKFORGE_GITEA_SCRIPTS.
 func giteaScripts(t *testing.T) string {
 	dir := os.Getenv("DESKFORGE_GITEA_SCRIPTS")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "gitea")
+		dir = filepath.Join("..", ".ci", "gitea")
 	}
 	abs, err := filepath.Abs(dir)
 	require.NoError(t, err)
 	for _, f := range []string{"build.sh", "start.sh", "stop.sh"} {
 		if _, err := os.Stat(filepath.Join(abs, f)); err != nil {
-			t.Fatalf("the real-forge e2e needs %s (the shared Gitea scripts; set DESKFORGE_GITEA_SCRIPTS): %v", filepath.Join(abs, f), err)
+			t.Fatalf("the real-forge e2e needs %s (the Gitea scripts; set DESKFORGE_GITEA_SCRIPTS): %v", filepath.Join(abs, f), err)
 		}
 	}
 	return abs
