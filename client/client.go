@@ -60,10 +60,29 @@ func New(opts Options) (*Client, error) {
 	if c.http == nil {
 		c.http = &http.Client{}
 	}
+	if c.http.CheckRedirect == nil {
+		hc := *c.http
+		hc.CheckRedirect = c.keepKeyHome
+		c.http = &hc
+	}
 	if c.agent == "" {
 		c.agent = "deskforge-client"
 	}
 	return c, nil
+}
+
+// keepKeyHome follows up to 10 redirects and sends the API key only to the
+// server's own origin (scheme, host and port): a download redirected to
+// GitHub, a forge or a store on the same host name but another port must
+// not receive it (net/http would forward it to the same host name).
+func (c *Client) keepKeyHome(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.URL.Scheme != c.base.Scheme || !strings.EqualFold(req.URL.Host, c.base.Host) {
+		req.Header.Del("Authorization")
+	}
+	return nil
 }
 
 // BaseURL is the server's root URL, without a trailing slash.

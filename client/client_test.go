@@ -265,3 +265,36 @@ func TestWatchSurvivesTransientFailures(t *testing.T) {
 	require.Equal(t, entries, got)
 	require.Equal(t, []string{"building", "success"}, statuses)
 }
+
+// TestDownloadRedirectKeepsTheKeyHome: a download redirected to another
+// origin on the same host name (a forge, a store on another port) gets
+// the bytes without the API key; a redirect within the server keeps it.
+func TestDownloadRedirectKeepsTheKeyHome(t *testing.T) {
+	t.Parallel()
+	var foreignAuth atomic.Value
+	foreign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		foreignAuth.Store(r.Header.Get("Authorization"))
+		w.Write([]byte("installer bytes"))
+	}))
+	t.Cleanup(foreign.Close)
+	var homeAuth []string
+	var mu sync.Mutex
+	c := newClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		homeAuth = append(homeAuth, r.Header.Get("Authorization"))
+		mu.Unlock()
+		if r.URL.Path == "/builds/build_x/download" {
+			http.Redirect(w, r, "/builds/build_x/artifacts/app.dmg", http.StatusFound)
+			return
+		}
+		http.Redirect(w, r, foreign.URL+"/asset", http.StatusFound)
+	}), false)
+	a, err := c.OpenArtifact(t.Context(), "build_x", 0)
+	require.NoError(t, err)
+	body, err := io.ReadAll(a.Body)
+	a.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, "installer bytes", string(body))
+	require.Equal(t, []string{"Bearer df_test", "Bearer df_test"}, homeAuth, "the server's own redirect keeps the key")
+	require.Equal(t, "", foreignAuth.Load(), "another origin never sees the key")
+}
