@@ -2,11 +2,8 @@ package models
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -50,9 +47,11 @@ func scanAPIColumns(row interface{ Scan(dest ...any) error }, b *Build) error {
 // ErrNotFound when the build does not exist.
 func (s *Store) GetBuildSummary(ctx context.Context, id string) (Build, error) {
 	var b Build
-	row := s.db.SQL.QueryRowContext(bounded(ctx), s.rebind("SELECT "+apiColumns+" FROM builds WHERE id = ?"), id)
-	if err := scanAPIColumns(row, &b); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
+	err := s.db.getHot(ctx, "SELECT "+apiColumns+" FROM builds WHERE id = ?", []any{id}, func(row hotRows) error {
+		return scanAPIColumns(row, &b)
+	})
+	if err != nil {
+		if errors.Is(err, errNoHotRow) {
 			return Build{}, fmt.Errorf("get build %s: %w", id, ErrNotFound)
 		}
 		return Build{}, fmt.Errorf("get build %s: %w", id, err)
@@ -65,24 +64,6 @@ func (s *Store) GetBuildSummary(ctx context.Context, id string) (Build, error) {
 // to watch a cancellable context, which costs more than such a query can
 // save by being interrupted.
 func bounded(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
-
-// rebind turns ? placeholders into PostgreSQL's $n.
-func (s *Store) rebind(query string) string {
-	if s.db.Dialect != DialectPostgres {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
 
 // BuildFilter selects a project's builds for ListBuilds and CountBuilds.
 // Empty fields do not filter.
@@ -117,7 +98,7 @@ func (s *Store) ListBuilds(ctx context.Context, f BuildFilter) ([]Build, string,
 		args = append(args, f.Cursor)
 	}
 	args = append(args, f.Limit+1)
-	rows, err := s.db.SQL.QueryContext(bounded(ctx), s.rebind("SELECT "+apiColumns+" FROM builds WHERE "+where+" ORDER BY id DESC LIMIT ?"), args...)
+	rows, err := s.db.queryHot(ctx, "SELECT "+apiColumns+" FROM builds WHERE "+where+" ORDER BY id DESC LIMIT ?", args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list builds of %s: %w", f.ProjectID, err)
 	}
@@ -148,7 +129,9 @@ func (s *Store) ListBuilds(ctx context.Context, f BuildFilter) ([]Build, string,
 func (s *Store) CountBuilds(ctx context.Context, f BuildFilter) (int64, error) {
 	where, args := f.countWhere()
 	var n int64
-	err := s.db.SQL.QueryRowContext(bounded(ctx), s.rebind("SELECT COALESCE(SUM(n), 0) FROM build_counts WHERE "+where), args...).Scan(&n)
+	err := s.db.getHot(ctx, "SELECT COALESCE(SUM(n), 0) FROM build_counts WHERE "+where, args, func(row hotRows) error {
+		return row.Scan(&n)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("count builds of %s: %w", f.ProjectID, err)
 	}
