@@ -27,14 +27,38 @@ func (s *Store) GetBuild(ctx context.Context, id string) (Build, error) {
 	return b, translate(err, "get build "+id)
 }
 
-// apiColumns are the columns of a build that the API shows.
-const apiColumns = "id, project_id, version, platform, arch, status, retry_of, created_at, started_at, completed_at, COALESCE(artifact_name, ''), artifact_size, progress_step, progress_steps, progress_name, log_seq, " +
-	"COALESCE(failure_reason, ''), COALESCE(error_code, ''), COALESCE(error_step, '')"
+// apiColumns are the columns of a build that the API shows, in the order
+// of scanAPIColumns; times holds the three timestamps' (sqliteTimes or
+// postgresTimes).
+func apiColumns(times string) string {
+	return "id, project_id, version, platform, arch, status, retry_of, " + times + ", COALESCE(artifact_name, ''), artifact_size, " +
+		"progress_step, progress_steps, progress_name, log_seq, COALESCE(failure_reason, ''), COALESCE(error_code, ''), COALESCE(error_step, '')"
+}
 
-// scanAPIColumns scans a row of apiColumns into b.
-func scanAPIColumns(row interface{ Scan(dest ...any) error }, b *Build) error {
+// On SQLite the timestamps are read as text and parsed by parseStoredTime
+// (textTime): the driver would parse them with time.Parse, trying a layout
+// that never matches first, a tenth of the CPU of a page of builds.
+const (
+	sqliteTimes   = "CAST(created_at AS TEXT), CAST(started_at AS TEXT), CAST(completed_at AS TEXT)"
+	postgresTimes = "created_at, started_at, completed_at"
+)
+
+// apiSelect is "SELECT <apiColumns> FROM builds" for this database.
+func (s *Store) apiSelect() string {
+	if s.db.Dialect == DialectPostgres {
+		return "SELECT " + apiColumns(postgresTimes) + " FROM builds"
+	}
+	return "SELECT " + apiColumns(sqliteTimes) + " FROM builds"
+}
+
+// scanAPIColumns scans a row of apiSelect into b.
+func (s *Store) scanAPIColumns(row interface{ Scan(dest ...any) error }, b *Build) error {
+	var created, started, completed any = &b.CreatedAt, &b.StartedAt, &b.CompletedAt
+	if s.db.Dialect != DialectPostgres {
+		created, started, completed = textTime{&b.CreatedAt}, textTimePtr{&b.StartedAt}, textTimePtr{&b.CompletedAt}
+	}
 	return row.Scan(&b.ID, &b.ProjectID, &b.Version, &b.Platform, &b.Arch, &b.Status, &b.RetryOf,
-		&b.CreatedAt, &b.StartedAt, &b.CompletedAt, &b.ArtifactName, &b.ArtifactSize,
+		created, started, completed, &b.ArtifactName, &b.ArtifactSize,
 		&b.ProgressStep, &b.ProgressSteps, &b.ProgressName, &b.LogSeq,
 		&b.FailureReason, &b.ErrorCode, &b.ErrorStep)
 }
@@ -47,8 +71,8 @@ func scanAPIColumns(row interface{ Scan(dest ...any) error }, b *Build) error {
 // ErrNotFound when the build does not exist.
 func (s *Store) GetBuildSummary(ctx context.Context, id string) (Build, error) {
 	var b Build
-	err := s.db.getHot(ctx, "SELECT "+apiColumns+" FROM builds WHERE id = ?", []any{id}, func(row hotRows) error {
-		return scanAPIColumns(row, &b)
+	err := s.db.getHot(ctx, s.apiSelect()+" WHERE id = ?", []any{id}, func(row hotRows) error {
+		return s.scanAPIColumns(row, &b)
 	})
 	if err != nil {
 		if errors.Is(err, errNoHotRow) {
@@ -98,7 +122,7 @@ func (s *Store) ListBuilds(ctx context.Context, f BuildFilter) ([]Build, string,
 		args = append(args, f.Cursor)
 	}
 	args = append(args, f.Limit+1)
-	rows, err := s.db.queryHot(ctx, "SELECT "+apiColumns+" FROM builds WHERE "+where+" ORDER BY id DESC LIMIT ?", args...)
+	rows, err := s.db.queryHot(ctx, s.apiSelect()+" WHERE "+where+" ORDER BY id DESC LIMIT ?", args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list builds of %s: %w", f.ProjectID, err)
 	}
@@ -106,7 +130,7 @@ func (s *Store) ListBuilds(ctx context.Context, f BuildFilter) ([]Build, string,
 	bs := make([]Build, 0, f.Limit+1)
 	for rows.Next() {
 		var b Build
-		if err := scanAPIColumns(rows, &b); err != nil {
+		if err := s.scanAPIColumns(rows, &b); err != nil {
 			return nil, "", fmt.Errorf("list builds of %s: %w", f.ProjectID, err)
 		}
 		bs = append(bs, b)

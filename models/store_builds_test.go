@@ -276,3 +276,33 @@ func TestCountSlotsMigration(t *testing.T) {
 	require.NoError(t, db.Migrate(ctx, discardLog()), "migrating again changes nothing")
 	requireCountsMatch(t, db, store, projects)
 }
+
+// TestBuildSummaryTimes reads the timestamps of a build's summary (read as
+// text on SQLite) as GORM reads the whole build.
+func TestBuildSummaryTimes(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := dbtest.Open(t, dialect)
+			store := models.NewStore(db)
+			started := time.Date(2024, 1, 20, 10, 1, 0, 999999000, time.FixedZone("PST", -8*3600)) // PostgreSQL keeps microseconds
+			b := models.Build{ID: models.NewID("build"), ProjectID: "proj_t", Version: "1.0.0", Platform: "mac", Arch: "x64",
+				Status: models.StatusBuilding, StartedAt: &started}
+			require.NoError(t, db.Gorm.Create(&b).Error)
+			full, err := store.GetBuild(ctx, b.ID)
+			require.NoError(t, err)
+			summary, err := store.GetBuildSummary(ctx, b.ID)
+			require.NoError(t, err)
+			require.True(t, full.CreatedAt.Equal(summary.CreatedAt), "%s %s", full.CreatedAt, summary.CreatedAt)
+			require.NotNil(t, summary.StartedAt)
+			require.True(t, started.Equal(*summary.StartedAt), "%s", summary.StartedAt)
+			require.Nil(t, summary.CompletedAt)
+			page, _, err := store.ListBuilds(ctx, models.BuildFilter{ProjectID: "proj_t", Limit: 5})
+			require.NoError(t, err)
+			require.Len(t, page, 1)
+			require.True(t, full.CreatedAt.Equal(page[0].CreatedAt))
+		})
+	}
+}
