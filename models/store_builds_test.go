@@ -192,3 +192,117 @@ func TestAuthenticateAPIKey(t *testing.T) {
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestCountBuildsUnderConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := dbtest.Open(t, dialect)
+			store := models.NewStore(db)
+			projects := []string{"proj_a", "proj_b"}
+			// Writers create builds of one project in transactions of
+			// several statements (as a trigger does), move some forward and
+			// delete some several at a time, all at once.
+			const writers, rounds = 8, 6
+			errs := make(chan error, writers)
+			for w := range writers {
+				go func() {
+					var err error
+					for r := range rounds {
+						err = store.Tx(ctx, func(tx *gorm.DB) error {
+							var ids []string
+							for i := range 3 {
+								b := models.Build{ID: models.NewID("build"), ProjectID: projects[(w+i)%2], Version: "1.0.0",
+									Platform: "mac", Arch: "x64", Status: models.StatusQueued}
+								if err := tx.Create(&b).Error; err != nil {
+									return err
+								}
+								ids = append(ids, b.ID)
+							}
+							if err := tx.Model(&models.Build{}).Where("id = ?", ids[0]).Update("status", models.StatusBuilding).Error; err != nil {
+								return err
+							}
+							if r%3 == 2 {
+								return tx.Where("id IN ?", ids[1:]).Delete(&models.Build{}).Error
+							}
+							return nil
+						})
+						if err != nil {
+							break
+						}
+					}
+					errs <- err
+				}()
+			}
+			for range writers {
+				require.NoError(t, <-errs)
+			}
+			requireCountsMatch(t, db, store, projects)
+			total, err := store.CountBuilds(ctx, models.BuildFilter{ProjectID: "proj_a"})
+			require.NoError(t, err)
+			require.Positive(t, total)
+		})
+	}
+}
+
+func TestCountSlotsMigration(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.Open(t, models.DialectPostgres)
+	store := models.NewStore(db)
+	projects := []string{"proj_a"}
+	for i := range 5 {
+		b := models.Build{ID: models.NewID("build"), ProjectID: "proj_a", Version: "1.0.0", Platform: "mac", Arch: "x64",
+			Status: []string{models.StatusQueued, models.StatusFailed}[i%2]}
+		require.NoError(t, db.Gorm.Create(&b).Error)
+	}
+	// A database of an earlier release: one row per combination, no slots.
+	require.NoError(t, db.Gorm.Exec("DROP TABLE build_counts").Error)
+	require.NoError(t, db.Gorm.Exec(`CREATE TABLE build_counts (project_id VARCHAR(40) NOT NULL, status VARCHAR(16) NOT NULL,
+		platform VARCHAR(16) NOT NULL, arch VARCHAR(16) NOT NULL, version VARCHAR(100) NOT NULL, n BIGINT NOT NULL DEFAULT 0,
+		PRIMARY KEY (project_id, status, platform, arch, version))`).Error)
+	require.NoError(t, db.Gorm.Exec(`INSERT INTO build_counts (project_id, status, platform, arch, version, n)
+		SELECT project_id, status, platform, arch, version, COUNT(*) FROM builds GROUP BY project_id, status, platform, arch, version`).Error)
+
+	require.NoError(t, db.Migrate(ctx, discardLog()))
+	require.True(t, db.Gorm.Migrator().HasColumn("build_counts", "slot"))
+	requireCountsMatch(t, db, store, projects)
+	b := models.Build{ID: models.NewID("build"), ProjectID: "proj_a", Version: "1.0.0", Platform: "mac", Arch: "x64", Status: models.StatusQueued}
+	require.NoError(t, db.Gorm.Create(&b).Error)
+	require.NoError(t, db.Gorm.Model(&b).Update("status", models.StatusSuccess).Error)
+	requireCountsMatch(t, db, store, projects)
+	require.NoError(t, db.Migrate(ctx, discardLog()), "migrating again changes nothing")
+	requireCountsMatch(t, db, store, projects)
+}
+
+// TestBuildSummaryTimes reads the timestamps of a build's summary (read as
+// text on SQLite) as GORM reads the whole build.
+func TestBuildSummaryTimes(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := dbtest.Open(t, dialect)
+			store := models.NewStore(db)
+			started := time.Date(2024, 1, 20, 10, 1, 0, 999999000, time.FixedZone("PST", -8*3600)) // PostgreSQL keeps microseconds
+			b := models.Build{ID: models.NewID("build"), ProjectID: "proj_t", Version: "1.0.0", Platform: "mac", Arch: "x64",
+				Status: models.StatusBuilding, StartedAt: &started}
+			require.NoError(t, db.Gorm.Create(&b).Error)
+			full, err := store.GetBuild(ctx, b.ID)
+			require.NoError(t, err)
+			summary, err := store.GetBuildSummary(ctx, b.ID)
+			require.NoError(t, err)
+			require.True(t, full.CreatedAt.Equal(summary.CreatedAt), "%s %s", full.CreatedAt, summary.CreatedAt)
+			require.NotNil(t, summary.StartedAt)
+			require.True(t, started.Equal(*summary.StartedAt), "%s", summary.StartedAt)
+			require.Nil(t, summary.CompletedAt)
+			page, _, err := store.ListBuilds(ctx, models.BuildFilter{ProjectID: "proj_t", Limit: 5})
+			require.NoError(t, err)
+			require.Len(t, page, 1)
+			require.True(t, full.CreatedAt.Equal(page[0].CreatedAt))
+		})
+	}
+}

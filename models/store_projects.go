@@ -2,7 +2,6 @@ package models
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
@@ -267,8 +266,8 @@ func (s *Store) GetProject(ctx context.Context, id string) (Project, error) {
 // hot paths that need no more).
 func (s *Store) ProjectExists(ctx context.Context, id string) (bool, error) {
 	var one int
-	err := s.db.SQL.QueryRowContext(bounded(ctx), s.rebind("SELECT 1 FROM projects WHERE id = ?"), id).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
+	err := s.db.getHot(ctx, "SELECT 1 FROM projects WHERE id = ?", []any{id}, func(row hotRows) error { return row.Scan(&one) })
+	if errors.Is(err, errNoHotRow) {
 		return false, nil
 	}
 	if err != nil {

@@ -72,6 +72,16 @@ type buildError struct {
 	Step    *string `json:"step"`
 }
 
+// failureOf is a failed build's error.
+func failureOf(b *models.Build) buildError {
+	e := buildError{Code: cmp.Or(b.ErrorCode, "failed"), Message: cmp.Or(b.FailureReason, "the build failed")}
+	if b.ErrorStep != "" {
+		step := b.ErrorStep
+		e.Step = &step
+	}
+	return e
+}
+
 // progressResponse is a building build's step: step Step of Steps, Name.
 type progressResponse struct {
 	Step  int    `json:"step"`
@@ -97,11 +107,8 @@ func (s *Server) buildJSON(b models.Build) buildResponse {
 		RetryOf:     b.RetryOf,
 	}
 	if b.Status == models.StatusFailed {
-		r.Error = &buildError{Code: cmp.Or(b.ErrorCode, "failed"), Message: cmp.Or(b.FailureReason, "the build failed")}
-		if b.ErrorStep != "" {
-			step := b.ErrorStep
-			r.Error.Step = &step
-		}
+		e := failureOf(&b)
+		r.Error = &e
 	}
 	if b.ProgressSteps > 0 {
 		r.Progress = &progressResponse{Step: b.ProgressStep, Steps: b.ProgressSteps, Name: b.ProgressName}
@@ -119,7 +126,8 @@ func (s *Server) buildJSON(b models.Build) buildResponse {
 }
 
 // buildListResponse is List Builds: the seed's builds and total, plus the
-// cursor of the next page (null on the last page).
+// cursor of the next page (null on the last page). The handler writes it
+// with appendBuildList; the struct documents the shape and tests it.
 type buildListResponse struct {
 	Builds     []buildResponse `json:"builds"`
 	Total      int64           `json:"total"`
@@ -156,7 +164,7 @@ func (s *Server) getBuild(c *gin.Context) {
 		s.renderError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.buildJSON(b))
+	s.renderBuild(c, http.StatusOK, &b)
 }
 
 func (s *Server) createBuild(c *gin.Context) {
@@ -266,14 +274,7 @@ func (s *Server) renderBuildList(c *gin.Context, projectID string) {
 		s.renderError(c, err)
 		return
 	}
-	resp := buildListResponse{Builds: make([]buildResponse, len(builds)), Total: total}
-	for i, b := range builds {
-		resp.Builds[i] = s.buildJSON(b)
-	}
-	if next != "" {
-		resp.NextCursor = &next
-	}
-	c.JSON(http.StatusOK, resp)
+	writeJSON(c, http.StatusOK, func(dst []byte) []byte { return s.appendBuildList(dst, builds, total, next) })
 }
 
 // buildFilterFromQuery reads limit, cursor and the filters status, platform,

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -47,6 +48,7 @@ func main() {
 		pgURL    = flag.String("postgres", os.Getenv("DESKFORGE_TEST_DATABASE_URL"), "PostgreSQL URL (empty: SQLite only); default $DESKFORGE_TEST_DATABASE_URL")
 		builds   = flag.Int("builds", 100000, "builds in the project")
 		clients  = flag.Int("clients", 8, "concurrent clients")
+		creators = flag.Int("creators", 64, "concurrent clients of the build-creation scenario")
 		duration = flag.Duration("duration", 10*time.Second, "measuring time per scenario and server, split in 5 alternating rounds (each after a 1 s warm-up)")
 		skipLite = flag.Bool("no-sqlite", false, "skip SQLite")
 		only     = flag.String("only", "", "run only the scenarios whose name contains this")
@@ -74,7 +76,7 @@ func main() {
 		dialects = append(dialects, models.DialectPostgres)
 	}
 	for _, dialect := range dialects {
-		if err := benchDialect(ctx, dialect, *pgURL, *builds, *clients, *duration); err != nil {
+		if err := benchDialect(ctx, dialect, *pgURL, *builds, *clients, *creators, *duration); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", dialect, err)
 			pprof.StopCPUProfile()
 			os.Exit(1)
@@ -96,7 +98,7 @@ type fixture struct {
 	cursor500 string   // the cursor that yields page 500 (limit 50)
 }
 
-func benchDialect(ctx context.Context, dialect, pgURL string, builds, clients int, d time.Duration) error {
+func benchDialect(ctx context.Context, dialect, pgURL string, builds, clients, creators int, d time.Duration) error {
 	dbURL, cleanup, err := databaseURL(ctx, dialect, pgURL)
 	if err != nil {
 		return err
@@ -161,11 +163,11 @@ func benchDialect(ctx context.Context, dialect, pgURL string, builds, clients in
 	for range rounds {
 		for _, i := range run {
 			s := scenarios[i]
-			b, err := load(ctx, bare.URL, f.key, s.path, clients, d/rounds)
+			b, err := load(ctx, bare.URL, f.key, s.path, nil, clients, d/rounds)
 			if err != nil {
 				return fmt.Errorf("%s on bare Gin: %w", s.name, err)
 			}
-			a, err := load(ctx, api.URL, f.key, s.path, clients, d/rounds)
+			a, err := load(ctx, api.URL, f.key, s.path, nil, clients, d/rounds)
 			if err != nil {
 				return fmt.Errorf("%s on DeskForge: %w", s.name, err)
 			}
@@ -186,6 +188,55 @@ func benchDialect(ctx context.Context, dialect, pgURL string, builds, clients in
 		fmt.Printf("\nDeskForge page 500 / page 1 (median of the rounds' ratios): %.0f %%\n", 100*ratios[rounds/2])
 	}
 	fmt.Println()
+	if strings.Contains(creationScenario, onlyScenario) {
+		return benchCreation(ctx, f, api.URL, creators, d)
+	}
+	return nil
+}
+
+// creationScenario names the build-creation scenario (for -only).
+const creationScenario = "POST /projects/:id/builds"
+
+// benchCreation triggers builds of one fresh project from creators
+// concurrent clients (the production path: idempotency, the published
+// check, the build, its transition, its dispatch job, the counts), for
+// rounds of d/rounds each after a 1 s warm-up, and prints the median
+// round's creations/s and trigger latencies, and the count check.
+func benchCreation(ctx context.Context, f *fixture, apiURL string, creators int, d time.Duration) error {
+	p := models.Project{Name: "Bench Triggers", URL: "https://example.com", Version: "1.0.0", Platforms: "mac,windows,linux"}
+	if err := f.store.CreateProject(ctx, &p); err != nil {
+		return err
+	}
+	_, key, err := f.store.CreateAPIKey(ctx, models.NewAPIKeyParams{Name: "bench-triggers", Role: models.RoleProject, ProjectID: p.ID})
+	if err != nil {
+		return err
+	}
+	path := func(int) string { return "/projects/" + p.ID + "/builds" }
+	body := []byte(`{"platform":"mac","arch":"arm64"}`)
+	var rs []result
+	for range rounds {
+		r, err := load(ctx, apiURL, key, path, body, creators, d/rounds)
+		if err != nil {
+			return fmt.Errorf("%s: %w", creationScenario, err)
+		}
+		rs = append(rs, r)
+	}
+	m := median(rs)
+	// The total the API would show against a COUNT(*) of the builds.
+	total, err := f.store.CountBuilds(ctx, models.BuildFilter{ProjectID: p.ID})
+	if err != nil {
+		return err
+	}
+	var rows int64
+	if err := f.db.Gorm.WithContext(ctx).Model(&models.Build{}).Where("project_id = ?", p.ID).Count(&rows).Error; err != nil {
+		return err
+	}
+	if total != rows {
+		return fmt.Errorf("%s: build_counts says %d builds, the builds table holds %d", creationScenario, total, rows)
+	}
+	fmt.Printf("| request | clients | DeskForge creations/s | p50 | p99 |\n|---|---:|---:|---:|---:|\n")
+	fmt.Printf("| %s (one project) | %d | %.0f | %s | %s |\n\n", creationScenario, creators, m.rps, m.p50, m.p99)
+	fmt.Printf("%d builds created; total from build_counts = COUNT(*) = %d.\n\n", rows, total)
 	return nil
 }
 
@@ -326,7 +377,7 @@ func serveOnLoopback(h http.Handler) (*running, error) {
 // startDeskForge serves the real API (access log discarded, as the bare
 // handler has none).
 func startDeskForge(f *fixture) (*running, error) {
-	engine := workflows.NewEngine(f.store, nil, nil, nil, workflows.Options{PublicURL: "http://localhost:8080"})
+	engine := workflows.NewEngine(f.store, nil, nil, nil, workflows.Options{PublicURL: "http://localhost:8080", BuilderRepo: "deskforge/builder"})
 	client, err := river.NewClient[*sql.Tx](f.db.RiverDriver(), &river.Config{})
 	if err != nil {
 		return nil, err
@@ -384,9 +435,14 @@ func median(rs []result) result {
 	return sorted[len(sorted)/2]
 }
 
-// load runs clients goroutines sending GETs for 1 s of warm-up, then d of
-// measurement, over kept-alive connections.
-func load(ctx context.Context, base, key string, path func(int) string, clients int, d time.Duration) (result, error) {
+// load runs clients goroutines sending GETs (POSTs of body when it is not
+// nil, expecting 201) for 1 s of warm-up, then d of measurement, over
+// kept-alive connections.
+func load(ctx context.Context, base, key string, path func(int) string, body []byte, clients int, d time.Duration) (result, error) {
+	method, want := http.MethodGet, http.StatusOK
+	if body != nil {
+		method, want = http.MethodPost, http.StatusCreated
+	}
 	transport := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport}
@@ -405,15 +461,23 @@ func load(ctx context.Context, base, key string, path func(int) string, clients 
 			defer wg.Done()
 			var mine []time.Duration
 			for i := w; !stop.Load(); i += clients {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path(i), nil)
+				var rd io.Reader
+				if body != nil {
+					rd = bytes.NewReader(body)
+				}
+				req, _ := http.NewRequestWithContext(ctx, method, base+path(i), rd)
 				req.Header.Set("Authorization", "Bearer "+key)
+				if body != nil {
+					req.Header.Set("Content-Type", "application/json")
+				}
 				start := time.Now()
 				resp, err := client.Do(req)
 				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
+					var answer []byte
+					answer, err = io.ReadAll(resp.Body)
 					resp.Body.Close()
-					if err == nil && resp.StatusCode != http.StatusOK {
-						err = fmt.Errorf("status %d", resp.StatusCode)
+					if err == nil && resp.StatusCode != want {
+						err = fmt.Errorf("status %d: %.300s", resp.StatusCode, answer)
 					}
 				}
 				if err != nil {
