@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -62,7 +61,7 @@ func (s *Server) appendBuild(dst []byte, b *models.Build) []byte {
 	}
 	if b.Status == models.StatusSuccess && b.ArtifactName != "" {
 		dst = append(dst, `,"artifactUrl":`...)
-		dst = appendJSONString(dst, s.publicURL+"/builds/"+b.ID+"/artifacts/"+url.PathEscape(b.ArtifactName))
+		dst = appendJSONString(dst, s.publicURL+s.links.sign(artifactPath(b.ID, b.ArtifactName)))
 		dst = append(dst, `,"artifactSize":`...)
 		if b.ArtifactSize != nil {
 			dst = strconv.AppendInt(dst, *b.ArtifactSize, 10)

@@ -17,7 +17,9 @@ import (
 // builds to the bytes encoding/json writes for buildJSON's struct, for
 // every optional part and for text that needs escaping.
 func TestAppendBuildMatchesEncodingJSON(t *testing.T) {
-	s := &Server{publicURL: "https://api.deskforge.test"}
+	links := newLinkSigner(nil, []byte("a signing key of the test, 32 bytes or more"))
+	links.now = func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) }
+	s := &Server{publicURL: "https://api.deskforge.test", links: links}
 	at := func(sec int) *time.Time {
 		t := time.Date(2024, 1, 20, 10, 0, sec, 987654321, time.FixedZone("CET", 3600))
 		return &t

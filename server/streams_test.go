@@ -455,7 +455,8 @@ func TestHeartbeats(t *testing.T) {
 // 3 s after its socket buffers fill.
 func TestClientThatNeverReadsDoesNotSlowTheBuild(t *testing.T) {
 	t.Parallel()
-	b := startAPI(t, models.DialectSQLite, nil, workflows.Options{}, server.Options{EventWriteTimeout: 3 * time.Second})
+	const writeTimeout = 3 * time.Second
+	b := startAPI(t, models.DialectSQLite, nil, workflows.Options{}, server.Options{EventWriteTimeout: writeTimeout})
 	id := b.createBuild(t, b.projectA.ID, b.keyA, map[string]any{"platform": "mac"})
 	w := buildWriter{t, b.store, id}
 
@@ -494,6 +495,10 @@ func TestClientThatNeverReadsDoesNotSlowTheBuild(t *testing.T) {
 		}
 	}
 	require.Equal(t, 8003, n)
+	// The stuck stream's write has been blocked since its buffers filled,
+	// long before the log ended; once the write timeout has passed since
+	// then, the server has dropped it, and reading now cannot revive it.
+	time.Sleep(writeTimeout + time.Second)
 	require.NoError(t, stuck.SetReadDeadline(time.Now().Add(30*time.Second)))
 	got, err := io.Copy(io.Discard, stuck)
 	require.NoError(t, err, "the server closed the stuck stream (EOF), after %d bytes", got)
