@@ -27,7 +27,8 @@ import (
 // replica is killed with SIGKILL while builds run and started again. Every
 // build ends in success (the scenario has no failing version), the
 // simulator counts exactly one dispatch per build (zero double dispatch),
-// and no River job is left stuck. It runs for about 6 minutes on two
+// every webhook delivery reached a replica, and no River job is left
+// stuck. It runs for about 6 minutes on two
 // cores: the builds whose jobs were running on the killed replica wait for
 // River's rescuer (workflows.RescueStuckJobsAfter).
 func TestThreeReplicasOneSimulator(t *testing.T) {
@@ -149,6 +150,10 @@ func TestThreeReplicasOneSimulator(t *testing.T) {
 		require.Equal(t, 1, stats.Dispatches[id], "build %s dispatched once", id)
 	}
 	require.Len(t, stats.Dispatches, builds, "no run for anything but these builds")
+	// Each delivery goes to every replica: while one was down, the others
+	// took it; no delivery found no replica.
+	require.Positive(t, stats.Webhooks.Sent)
+	require.Zero(t, stats.Webhooks.Lost, "webhook deliveries no replica took: %+v", stats.Webhooks)
 
 	// No River job left stuck: everything the builds needed has run.
 	ctx := context.Background()

@@ -17,6 +17,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/deskforge/deskforge/templates"
@@ -106,7 +107,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer ln.Close()
 	base := localURL(ln.Addr())
 
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &fanOut{targets: hooks, next: http.DefaultTransport}}
+	fan := &fanOut{targets: hooks, next: http.DefaultTransport}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: fan}
 	sim := ghsim.New(ghsim.Options{
 		PublicURL: base, Timing: pace, Faults: f, Tokens: []string{token}, Logger: log,
 		IDsFromClock: true, HTTPClient: client,
@@ -124,7 +126,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	mux.Handle("/", sim.Handler())
 	mux.HandleFunc("GET "+simStatsPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(simStatsOf(sim, *builderRepo))
+		stats := simStatsOf(sim, *builderRepo)
+		stats.Webhooks = fan.stats()
+		_ = json.NewEncoder(w).Encode(stats)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	runCtx, cancel := context.WithCancel(ctx)
@@ -178,6 +182,20 @@ type simStats struct {
 	// (from the run's title, else its build_id input). Re-runs of one run
 	// do not count; more than one means the build was dispatched twice.
 	Dispatches map[string]int `json:"dispatches"`
+	// Webhooks counts the deliveries sent to the --webhook-url receivers
+	// (an extension; deliveries the drop fault withholds are not sent, and
+	// pings are not counted).
+	Webhooks webhookStats `json:"webhooks"`
+}
+
+// webhookStats counts the simulator's webhook deliveries.
+type webhookStats struct {
+	// Sent is the deliveries sent (each to every receiver).
+	Sent int64 `json:"sent"`
+	// Partial is the deliveries some receiver failed and another took.
+	Partial int64 `json:"partial"`
+	// Lost is the deliveries no receiver took (2xx).
+	Lost int64 `json:"lost"`
 }
 
 func simStatsOf(sim *ghsim.Sim, repo string) simStats {
@@ -203,6 +221,12 @@ func simStatsOf(sim *ghsim.Sim, repo string) simStats {
 type fanOut struct {
 	targets []*url.URL
 	next    http.RoundTripper
+
+	sent, partial, lost atomic.Int64
+}
+
+func (f *fanOut) stats() webhookStats {
+	return webhookStats{Sent: f.sent.Load(), Partial: f.partial.Load(), Lost: f.lost.Load()}
 }
 
 func (f *fanOut) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -248,7 +272,25 @@ func (f *fanOut) RoundTrip(req *http.Request) (*http.Response, error) {
 	if len(f.targets) == 0 {
 		return nil, errors.New("fan-out: no webhook URL")
 	}
-	msg := "delivered to " + fmt.Sprint(len(f.targets)) + " receivers"
+	if req.Header.Get("X-GitHub-Event") == "ping" {
+		// Sent when the simulator starts, often before any receiver
+		// listens: not counted.
+		return fanOutAnswer(req, status, failures, len(f.targets)), nil
+	}
+	f.sent.Add(1)
+	switch len(failures) {
+	case 0:
+	case len(f.targets):
+		f.lost.Add(1)
+	default:
+		f.partial.Add(1)
+	}
+	return fanOutAnswer(req, status, failures, len(f.targets)), nil
+}
+
+// fanOutAnswer is the answer fanOut gives the simulator.
+func fanOutAnswer(req *http.Request, status int, failures []string, targets int) *http.Response {
+	msg := "delivered to " + fmt.Sprint(targets) + " receivers"
 	if len(failures) > 0 {
 		msg = "failed: " + strings.Join(failures, "; ")
 	}
@@ -257,5 +299,5 @@ func (f *fanOut) RoundTrip(req *http.Request) (*http.Response, error) {
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: http.Header{"Content-Type": {"text/plain"}}, Body: io.NopCloser(strings.NewReader(msg)),
 		ContentLength: int64(len(msg)), Request: req,
-	}, nil
+	}
 }

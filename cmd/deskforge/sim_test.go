@@ -202,6 +202,8 @@ func TestSimServesAServe(t *testing.T) {
 
 	stats := sim.stats(t)
 	require.Equal(t, map[string]int{b.ID: 1}, stats.Dispatches, "one dispatch for the build")
+	require.Positive(t, stats.Webhooks.Sent, "the simulator sent its webhooks to the serve")
+	require.Zero(t, stats.Webhooks.Lost+stats.Webhooks.Partial, "the serve took every delivery")
 	require.Equal(t, 1, stats.Requests["POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches"])
 	require.Positive(t, stats.Requests["GET /repos/{owner}/{repo}/releases/tags/{tag}"]+stats.Requests["GET /repos/{owner}/{repo}/releases"],
 		"the engine looked the installer up on the release: %v", stats.Requests)
@@ -248,5 +250,6 @@ func TestSimFanOut(t *testing.T) {
 	for range 3 {
 		<-received
 	}
+	require.Equal(t, webhookStats{Sent: 2, Partial: 1}, f.stats())
 	require.Error(t, hooks.Set("ftp://example.com/"), "only http(s) receivers")
 }
