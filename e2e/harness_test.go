@@ -188,7 +188,7 @@ func newHarness(t *testing.T, cfg config) *harness {
 	simDone := make(chan struct{})
 	go func() {
 		defer close(simDone)
-		h.sim.Run(simCtx)
+		_ = h.sim.Run(simCtx) // returns the context's error when the test ends
 	}()
 	t.Cleanup(func() { stopSim(); <-simDone })
 

@@ -55,7 +55,7 @@ func openSQLite(path string) (*DB, error) {
 		return nil, errors.New("database url sqlite://: the file path is empty (e.g. sqlite://deskforge.db)")
 	}
 	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("create database directory %s: %w", dir, err)
 		}
 	}
@@ -98,7 +98,7 @@ func checkWritable(path string) error {
 	}
 	probe.Close()
 	os.Remove(probe.Name())
-	if f, err := os.OpenFile(path, os.O_RDWR, 0); err == nil {
+	if f, err := os.OpenFile(path, os.O_RDWR, 0); err == nil { //nolint:gosec // G304: the database file the operator configured
 		f.Close()
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("sqlite database %s: the file is %w (%v)", path, ErrNotWritable, errors.Unwrap(err))

@@ -71,7 +71,7 @@ func TestMigrateTwiceAndRiverInsertTx(t *testing.T) {
 				return err
 			}))
 			require.NoError(t, client.Start(ctx))
-			t.Cleanup(func() { client.Stop(context.Background()) })
+			t.Cleanup(func() { require.NoError(t, client.Stop(context.Background())) })
 			select {
 			case got := <-w.done:
 				require.Equal(t, 2, got, "only the committed job runs")

@@ -99,7 +99,7 @@ func FuzzAPI(f *testing.F) {
 			req.Header.Set("X-GitHub-Delivery", header+"-"+guid())
 			req.Header.Set("X-Hub-Signature-256", sign(testWebhookSecret, body))
 			rec := httptest.NewRecorder()
-			b.handler.ServeHTTP(rec, req)
+			contractHandler(t, b.handler).ServeHTTP(rec, req)
 			if rec.Code >= 500 {
 				t.Fatalf("%s %q ?%q body %q: %d %s", req.Method, path, query, body, rec.Code, rec.Body)
 			}

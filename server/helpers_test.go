@@ -30,7 +30,8 @@ type apiBundle struct {
 	river  *river.Client[*sql.Tx]
 	url    string
 	client *http.Client
-	// handler is the router, for in-process requests (fuzzing).
+	// handler is the router, for in-process requests (fuzzing); wrap it
+	// in contractHandler with the test's t.
 	handler http.Handler
 
 	adminKey   string
@@ -68,10 +69,14 @@ func startAPI(t testing.TB, dialect string, forge workflows.Forge, eo workflows.
 	// timeouts are part of what the tests check.
 	ts := httptest.NewUnstartedServer(nil)
 	ts.Config = server.New(so).HTTPServer()
+	router := ts.Config.Handler
+	// Every request and answer is checked against the OpenAPI document
+	// (openapi_test.go).
+	ts.Config.Handler = contractHandler(t, router)
 	ts.Start()
 	t.Cleanup(ts.Close)
 
-	b := &apiBundle{ctx: ctx, db: db, store: store, river: client, url: ts.URL, client: ts.Client(), handler: ts.Config.Handler}
+	b := &apiBundle{ctx: ctx, db: db, store: store, river: client, url: ts.URL, client: ts.Client(), handler: router}
 	_, b.adminKey, err = store.CreateAPIKey(ctx, models.NewAPIKeyParams{Name: "admin", Role: models.RoleAdmin})
 	require.NoError(t, err)
 	b.projectA = models.Project{Name: "My App", URL: "https://example.com", Version: "1.0.0", Platforms: "mac,windows,linux", WindowResizable: true}

@@ -220,6 +220,7 @@ func (s *Server) routes() *gin.Engine {
 
 	getAndHead(r, "/healthz", s.rateLimitByAddress, s.healthz)
 	getAndHead(r, "/readyz", s.rateLimitByAddress, s.readyz)
+	getAndHead(r, "/openapi.json", s.rateLimitByAddress, s.serveOpenAPI)
 
 	api := r.Group("/", s.limitBody, s.authenticate, s.checkPathID, s.rateLimitByKey, s.loadSigningKey)
 	getAndHead(api, "/projects", s.listProjects)

@@ -515,7 +515,7 @@ func TestEventsReachClientsOfAnotherReplica(t *testing.T) {
 		client, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{})
 		require.NoError(t, err)
 		engine.SetInserter(client)
-		ts := httptest.NewServer(server.New(server.Options{Store: store, Engine: engine, PublicURL: testPublicURL}).Handler())
+		ts := httptest.NewServer(contractHandler(t, server.New(server.Options{Store: store, Engine: engine, PublicURL: testPublicURL}).Handler()))
 		t.Cleanup(ts.Close)
 		return ts
 	}

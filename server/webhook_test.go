@@ -198,7 +198,7 @@ func FuzzWebhookReceiver(f *testing.F) {
 		req.Header.Set("X-GitHub-Delivery", guid())
 		req.Header.Set("X-Hub-Signature-256", sign(testWebhookSecret, body))
 		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, req)
+		contractHandler(t, handler).ServeHTTP(rec, req)
 		switch rec.Code {
 		case http.StatusOK, http.StatusAccepted, http.StatusBadRequest:
 		default:

@@ -124,7 +124,7 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 				e.log.Warn("finalize: job log not fetched, trying again", "build_id", b.ID, "job_id", *jobID, "error", err)
 				return river.JobSnooze(e.backoff(waited))
 			}
-			var cause error = err
+			cause := err
 			if transient := (*TransientError)(nil); errors.As(err, &transient) {
 				cause = transient // "GitHub answered 503: …", "GitHub unreachable: …"
 			}

@@ -62,7 +62,10 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		pprof.StartCPUProfile(f)
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 		defer pprof.StopCPUProfile()
 	}
 	ctx := context.Background()
@@ -269,7 +272,9 @@ func databaseURL(ctx context.Context, dialect, pgURL string) (string, func(), er
 	return u.String(), func() {
 		c, err := pgx.Connect(context.Background(), pgURL)
 		if err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+				fmt.Fprintln(os.Stderr, "drop schema:", err)
+			}
 			c.Close(context.Background())
 		}
 	}, nil
@@ -370,7 +375,7 @@ func serveOnLoopback(h http.Handler) (*running, error) {
 		return nil, err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // ErrServerClosed when the benchmark ends
 	return &running{URL: "http://" + ln.Addr().String(), srv: srv}, nil
 }
 

@@ -105,7 +105,7 @@ func run(name, dbURL string, events, endpoints, txs, workers int) {
 	var hookIDs []string
 	for range endpoints {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			io.Copy(io.Discard, r.Body)
+			_, _ = io.Copy(io.Discard, r.Body) // a receiver drains what it is sent
 			w.WriteHeader(http.StatusNoContent)
 		}))
 		defer srv.Close()
@@ -266,7 +266,9 @@ func postgresSchema(raw string) (string, func(), error) {
 			return
 		}
 		defer c.Close(context.Background())
-		c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			fmt.Fprintln(os.Stderr, "drop schema:", err)
+		}
 	}
 	return u.String(), drop, nil
 }

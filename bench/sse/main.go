@@ -111,7 +111,7 @@ func run(dbURL string, nBuilds, nClients int, interval, duration time.Duration) 
 		return err
 	}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // ErrServerClosed when the benchmark ends
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()
 

@@ -128,7 +128,7 @@ func run(name, dbURL string, body []byte, clients int, d time.Duration) {
 	if err != nil {
 		fail(err)
 	}
-	go srv.Serve(l)
+	go func() { _ = srv.Serve(l) }() // ErrServerClosed when the benchmark ends
 	defer srv.Close()
 	target := "http://" + l.Addr().String() + "/webhooks/github"
 	signature := sign(body)
@@ -157,7 +157,7 @@ func run(name, dbURL string, body []byte, clients int, d time.Duration) {
 						firstErr.CompareAndSwap(nil, err)
 						return
 					}
-					io.Copy(io.Discard, resp.Body)
+					_, _ = io.Copy(io.Discard, resp.Body) // drained for the connection's reuse
 					resp.Body.Close()
 					if resp.StatusCode != http.StatusAccepted {
 						firstErr.CompareAndSwap(nil, fmt.Errorf("status %d", resp.StatusCode))
@@ -250,7 +250,9 @@ func postgresSchema(raw string, pool int) (string, func(), error) {
 			return
 		}
 		defer c.Close(context.Background())
-		c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			fmt.Fprintln(os.Stderr, "drop schema:", err)
+		}
 	}
 	return u.String(), drop, nil
 }

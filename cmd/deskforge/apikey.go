@@ -14,6 +14,7 @@ import (
 	"github.com/deskforge/deskforge/server"
 )
 
+//nolint:gosec // G101: usage text that mentions keys, not a credential
 const apikeyUsage = `Usage: deskforge apikey <create|list|revoke> [flags]
 
 Creates, lists and revokes API keys directly in the database (no server needed): this is how the first admin key

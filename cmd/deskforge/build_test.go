@@ -86,7 +86,11 @@ func startDemoServer(t *testing.T, env map[string]string, timing ghsim.Timing) *
 		})
 		return stopErr
 	}
-	t.Cleanup(func() { d.stop() })
+	t.Cleanup(func() {
+		if err := d.stop(); err != nil {
+			t.Errorf("demo server: %v", err)
+		}
+	})
 	d.key = regexp.MustCompile(`df_[a-z0-9]+`).FindString(d.banner.String())
 	d.project = regexp.MustCompile(`proj_[a-z0-9]+`).FindString(d.banner.String())
 	require.NotEmpty(t, d.key, "the banner prints an admin key")

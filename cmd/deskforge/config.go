@@ -117,7 +117,7 @@ const (
 func allSettings() map[int][]*setting {
 	return map[int][]*setting{
 		groupDatabase: {
-			{flag: "database-url", arg: "URL", env: "DESKFORGE_DATABASE_URL", def: "sqlite://deskforge.db", usage: "database: sqlite://path/to/file.db (embedded) or postgres://user:pass@host:5432/db"},
+			{flag: "database-url", arg: "URL", env: "DESKFORGE_DATABASE_URL", def: "sqlite://deskforge.db", usage: "database: sqlite://path/to/file.db (embedded) or postgres://user:pass@host:5432/db"}, //nolint:gosec // G101: an example URL in help text
 		},
 		groupLog: {
 			{flag: "log-level", arg: "LEVEL", env: "DESKFORGE_LOG_LEVEL", def: "info", usage: "log level: debug, info, warn or error"},

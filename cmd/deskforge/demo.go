@@ -28,7 +28,7 @@ const (
 	demoBuilderRepo = "deskforge-demo/builder"
 	demoProjectName = "DeskForge Demo"
 	demoKeyPrefix   = "demo admin"
-	demoToken       = "ghs_simulated_demo_token"
+	demoToken       = "ghs_simulated_demo_token" //nolint:gosec // G101: the in-process simulator's token, valid nowhere else
 	// demoReleaseVersion is the version the banner's release example uses.
 	demoReleaseVersion = "1.1.0"
 )
@@ -85,7 +85,7 @@ func startDemoSim(ctx context.Context, faults string, timing ghsim.Timing, log *
 	}()
 	go func() {
 		defer close(d.done)
-		sim.Run(runCtx)
+		_ = sim.Run(runCtx) // returns the context's error when the demo stops
 	}()
 	log.Warn("demo mode: GitHub is SIMULATED in-process; no request reaches github.com", "simulator", sim.BaseURL(), "faults", f.String())
 	return d, nil
@@ -181,7 +181,9 @@ func (d *demoEnv) Close() {
 	<-d.done
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	d.srv.Shutdown(ctx)
+	if err := d.srv.Shutdown(ctx); err != nil {
+		d.log.Warn("GitHub simulator did not stop in time", "err", err)
+	}
 }
 
 // demoProject returns the demo web-app project (with features.autoUpdate,

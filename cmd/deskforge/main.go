@@ -29,6 +29,7 @@ func commands() map[string]command {
 		"webhook":  {"create, list and inspect outbound webhooks", runWebhook},
 		"template": {"list, show and install workflow templates", runTemplate},
 		"logs":     {"parse a raw GitHub Actions job log", runLogs},
+		"sim":      {"serve the GitHub simulator on its own port (for serve processes in GitHub mode)", runSim},
 		"version":  {"print the version", runVersion},
 	}
 }

@@ -211,7 +211,9 @@ func stopJobs(jobs *river.Client[*sql.Tx], log *slog.Logger) {
 		log.Warn("River did not stop in time; cancelling running jobs", "err", err)
 		cancelCtx, cancelCancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancelCancel()
-		jobs.StopAndCancel(cancelCtx)
+		if err := jobs.StopAndCancel(cancelCtx); err != nil {
+			log.Warn("River did not stop after cancelling its jobs", "err", err)
+		}
 	}
 }
 

@@ -95,7 +95,7 @@ func postgresSchemaURL(t testing.TB) string {
 	}
 	defer conn.Close(ctx)
 	// Short: River derives LISTEN channel names from the schema (63-byte limit).
-	schema := fmt.Sprintf("t_%x", time.Now().UnixNano()^int64(rand.Uint32()))
+	schema := fmt.Sprintf("t_%x", time.Now().UnixNano()^int64(rand.Uint32())) //nolint:gosec // G404: a unique test schema name, not a secret
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
 		t.Fatalf("create schema: %v", err)
 	}
@@ -105,7 +105,9 @@ func postgresSchemaURL(t testing.TB) string {
 			return
 		}
 		defer c.Close(context.Background())
-		c.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Logf("drop test schema %s: %v", schema, err)
+		}
 	})
 	u, err := url.Parse(base)
 	if err != nil {

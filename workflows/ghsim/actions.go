@@ -640,7 +640,7 @@ func parseCreated(v string) (func(time.Time) bool, error) {
 	if v == "" {
 		return func(time.Time) bool { return true }, nil
 	}
-	bad := fmt.Errorf("Invalid created filter: %q", v)
+	bad := fmt.Errorf("Invalid created filter: %q", v) //nolint:staticcheck // ST1005: GitHub's own message, capitalized as GitHub answers it
 	parse := func(s string) (time.Time, bool, error) {
 		if t, err := time.Parse(time.RFC3339, s); err == nil {
 			return t, false, nil

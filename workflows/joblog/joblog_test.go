@@ -315,7 +315,8 @@ func TestAllStopsWhenAsked(t *testing.T) {
 	t.Parallel()
 
 	p := NewParser(strings.NewReader("2024-01-20T10:01:00Z a\n2024-01-20T10:01:00Z b\n2024-01-20T10:01:00Z c\n"))
-	for e := range p.All() {
+	for e, err := range p.All() {
+		require.NoError(t, err)
 		require.Equal(t, "a", e.Message)
 		break
 	}

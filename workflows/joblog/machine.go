@@ -176,7 +176,7 @@ func (m *machine) finish() {
 		m.buf = strconv.AppendInt(m.buf, int64(m.droppedLines), 10)
 		m.buf = append(m.buf, " more lines truncated]"...)
 	}
-	m.q = append(m.q, queued{sec: m.sec, start: int32(m.done), end: int32(len(m.buf)), level: m.level, timed: m.timed})
+	m.q = append(m.q, queued{sec: m.sec, start: int32(m.done), end: int32(len(m.buf)), level: m.level, timed: m.timed}) //nolint:gosec // G115: offsets within one chunk's buffer, far below 2^31
 	m.done = len(m.buf)
 	if len(m.q) >= batchEntries || m.done >= batchBytes {
 		m.seal()
