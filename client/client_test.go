@@ -131,7 +131,7 @@ func (s *cuttingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Disposition", `attachment; filename="app-1.0.0-mac-arm64.dmg"`)
 	if s.cuts.Add(-1) >= 0 {
 		start := int64(0)
-		fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &start)
+		_, _ = fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &start)
 		rest := s.content[start:]
 		w.Header().Set("Content-Length", fmt.Sprint(len(rest)))
 		if start > 0 {
@@ -230,7 +230,7 @@ func TestWatchSurvivesTransientFailures(t *testing.T) {
 		n := int(polls.Load())
 		if strings.HasSuffix(r.URL.Path, "/logs") {
 			after := 0
-			fmt.Sscan(r.URL.Query().Get("after"), &after)
+			_, _ = fmt.Sscan(r.URL.Query().Get("after"), &after)
 			visible := min(n+1, len(entries))
 			var logs []string
 			for i := after; i < visible; i++ {

@@ -510,13 +510,13 @@ func startDeskForgeServe(t *testing.T, ctx context.Context, forge *giteaForge) *
 	serve.Stdout, serve.Stderr = logFile, logFile
 	require.NoError(t, serve.Start())
 	done := make(chan struct{})
-	go func() { serve.Wait(); logFile.Close(); close(done) }()
+	go func() { _ = serve.Wait(); logFile.Close(); close(done) }()
 	t.Cleanup(func() {
-		serve.Process.Signal(os.Interrupt)
+		_ = serve.Process.Signal(os.Interrupt)
 		select {
 		case <-done:
 		case <-time.After(40 * time.Second):
-			serve.Process.Kill()
+			_ = serve.Process.Kill()
 			<-done
 		}
 		if t.Failed() {

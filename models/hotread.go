@@ -43,7 +43,7 @@ func (db *DB) queryHot(ctx context.Context, query string, args ...any) (hotRows,
 		}
 		return rows, nil
 	}
-	rows, err := db.SQL.QueryContext(ctx, query, args...)
+	rows, err := db.SQL.QueryContext(ctx, query, args...) //nolint:rowserrcheck // the caller checks hotRows.Err (getHot, listHot)
 	if err != nil {
 		return nil, err
 	}

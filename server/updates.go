@@ -217,7 +217,7 @@ func (uc *updateCache) get(ctx context.Context, id string) (*projectUpdates, err
 	}
 	e.state.Store(st)
 	close(e.ready)
-	go uc.watch(id, e, wake, stop)
+	go uc.watch(id, e, wake, stop) //nolint:gosec // G118: the watcher outlives the request that filled the entry, by design (stopped by stop)
 	return st, nil
 }
 

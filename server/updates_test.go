@@ -121,8 +121,8 @@ func TestUpdateEndpoint(t *testing.T) {
 			for _, tt := range tests {
 				r := b.do(t, http.MethodGet, tt.path, "", nil)
 				require.Equal(t, tt.status, r.status, "%s: %s", tt.name, r.body)
-				switch {
-				case tt.status == http.StatusOK:
+				switch tt.status {
+				case http.StatusOK:
 					var got map[string]string
 					require.NoError(t, json.Unmarshal(r.body, &got), tt.name)
 					require.Equal(t, tt.version, got["version"], tt.name)
@@ -136,7 +136,7 @@ func TestUpdateEndpoint(t *testing.T) {
 					// A public repository: GitHub's own link.
 					require.True(t, strings.HasPrefix(got["url"], "https://github.test/acme/app/releases/download/v"+tt.version+"/"), "%s: %s", tt.name, got["url"])
 					require.Len(t, got, 5, tt.name)
-				case tt.status == http.StatusNoContent:
+				case http.StatusNoContent:
 					require.Empty(t, r.body, tt.name)
 				default:
 					code, field := r.errorOf(t)

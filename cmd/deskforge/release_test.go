@@ -253,7 +253,7 @@ func TestReleaseWaitGivesUpOnAPublicationThatNeverComes(t *testing.T) {
 		if r.Method == http.MethodPost {
 			w.WriteHeader(http.StatusCreated)
 		}
-		io.WriteString(w, body)
+		_, _ = io.WriteString(w, body)
 	}))
 	defer srv.Close()
 	var stdout, stderr strings.Builder

@@ -251,7 +251,7 @@ func New(opts Options) *Sim {
 		base = max(0, opts.Clock.Now().Sub(idEpoch).Milliseconds()) * 1000
 	}
 	return &Sim{
-		guidSalt:         rand.Uint64(),
+		guidSalt:         rand.Uint64(), //nolint:gosec // G404: makes delivery ids unique, not secret
 		opts:             opts,
 		timing:           t,
 		clock:            opts.Clock,

@@ -272,7 +272,7 @@ func TestGiteaJobLogsAnsweredDirectly(t *testing.T) {
 		switch r.PathValue("id") {
 		case "2":
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			io.WriteString(w, b.recorded("job-failure.log"))
+			_, _ = io.WriteString(w, b.recorded("job-failure.log"))
 		default:
 			giteaNotFound(w, "job not started") // recorded for a queued job
 		}
@@ -337,7 +337,7 @@ func (s *giteaWebServer) register(t *testing.T, mux *http.ServeMux) {
 		s.signIns++
 		if r.PostForm.Get("user_name") != "forgeadmin" || r.PostForm.Get("password") != "secret" {
 			w.WriteHeader(http.StatusOK)
-			io.WriteString(w, "<html>Username or password is incorrect.</html>")
+			_, _ = io.WriteString(w, "<html>Username or password is incorrect.</html>")
 			return
 		}
 		id := fmt.Sprintf("session%d", s.signIns)
@@ -353,7 +353,7 @@ func (s *giteaWebServer) register(t *testing.T, mux *http.ServeMux) {
 		c, err := r.Cookie("i_like_gitea")
 		if err != nil || !s.sessions[c.Value] || r.PathValue("run") == "999" {
 			w.WriteHeader(http.StatusNotFound)
-			io.WriteString(w, "Not found.\n")
+			_, _ = io.WriteString(w, "Not found.\n")
 			return
 		}
 		s.cancelled = append(s.cancelled, r.PathValue("owner")+"/"+r.PathValue("repo")+"#"+r.PathValue("run"))

@@ -68,7 +68,7 @@ func (w *giteaWeb) signIn(ctx context.Context, op string) error {
 		return translateError(ctx, op+": sign in", nil, err)
 	}
 	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // drained for reuse; the status says the rest
 	switch {
 	case resp.StatusCode == http.StatusSeeOther || resp.StatusCode == http.StatusFound:
 		if strings.Contains(resp.Header.Get("Location"), "/user/login") {
