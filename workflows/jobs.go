@@ -18,7 +18,7 @@ const (
 	// large log, allows FinalizeTimeout.
 	JobTimeout = 2 * time.Minute
 	// FinalizeTimeout bounds one attempt of the finalize job.
-	FinalizeTimeout = 15 * time.Minute
+	FinalizeTimeout = RescueStuckJobsAfter
 	// RescueStuckJobsAfter is how long a job may stay marked running before
 	// River runs it again, as when the process running it died (kill -9, a
 	// lost machine): minutes, not River's default hour, during which the
