@@ -528,6 +528,11 @@ func TestOverdueWhileGitHubFails(t *testing.T) {
 
 				tb.clock.advance(limit/2 + time.Minute)
 				tb.forge.fail("GetRun", tt.err)
+				require.Error(t, tb.engine.pollBuild(tb.ctx, b.ID), "just past its limit, GitHub failing: retried (the run may have moved on)")
+				require.False(t, models.IsTerminal(tb.build(t, b.ID).Status))
+
+				tb.clock.advance(overdueGrace)
+				tb.forge.fail("GetRun", tt.err)
 				require.NoError(t, tb.engine.pollBuild(tb.ctx, b.ID))
 				got := tb.build(t, b.ID)
 				require.Equal(t, models.StatusFailed, got.Status)

@@ -83,10 +83,13 @@ func (e *Engine) pollBuild(ctx context.Context, buildID string) error {
 		return e.failBuild(ctx, b.ID, ErrorRunVanished, runGoneReason(*b.RunID), nil)
 	}
 	if err != nil {
-		if code, reason := e.overdue(b, now); code != "" && ctx.Err() == nil {
-			// GitHub keeps failing (5xx, 401, unreachable) past the
+		if code, reason := e.overdue(b, now.Add(-overdueGrace)); code != "" && ctx.Err() == nil {
+			// GitHub keeps failing (5xx, 401, unreachable) well past the
 			// engine's own limit: the build ends on that limit, not when
-			// GitHub answers again.
+			// GitHub answers again. Within overdueGrace of the limit a
+			// failed poll proves nothing (the run may have started: a
+			// dropped webhook and one 5xx must not fail a running build),
+			// and the next poll that succeeds decides.
 			return e.timeOut(ctx, b.ID, code, fmt.Sprintf("%s; GitHub could not be asked about the run: %v", reason, err))
 		}
 		return e.forgeJobError(fmt.Errorf("poll build %s: %w", b.ID, err))
@@ -159,6 +162,10 @@ func (e *Engine) pollUndispatched(ctx context.Context, b models.Build, now time.
 		return models.UpdateBuildTx(ctx, tx, b.ID, now, map[string]any{})
 	})
 }
+
+// overdueGrace is how long past its limit a build whose polls fail waits
+// for GitHub to answer before it ends on the limit.
+const overdueGrace = 10 * time.Minute
 
 // timeOutTx fails a build that exceeded a time limit and cancels its run.
 // overdue tells whether a build with a run has outlived the engine's own
