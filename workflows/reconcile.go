@@ -167,7 +167,6 @@ func (e *Engine) pollUndispatched(ctx context.Context, b models.Build, now time.
 // for GitHub to answer before it ends on the limit.
 const overdueGrace = 10 * time.Minute
 
-// timeOutTx fails a build that exceeded a time limit and cancels its run.
 // overdue tells whether a build with a run has outlived the engine's own
 // limits: building longer than Options.MaxBuildDuration, or queued longer
 // than Options.MaxQueueDuration since GitHub accepted the dispatch. It
@@ -203,6 +202,7 @@ func (e *Engine) timeOut(ctx context.Context, buildID, code, reason string) erro
 	return nil
 }
 
+// timeOutTx fails a build that exceeded a time limit and cancels its run.
 func (e *Engine) timeOutTx(ctx context.Context, tx *gorm.DB, b *models.Build, code, reason string, now time.Time) error {
 	if err := e.failBuildTx(ctx, tx, b, code, reason, now, nil); err != nil {
 		return err
