@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -117,9 +118,57 @@ func TestFinalizeLeftRunningByDeadProcessIsRescued(t *testing.T) {
 	require.Equal(t, models.StatusSuccess, got.Status)
 	require.True(t, got.LogsFetched)
 
-	var state string
-	var attempt int
-	require.NoError(t, tb.db.Gorm.Raw(`SELECT state::text, attempt FROM river_job WHERE id = ?`, inserted.Job.ID).Row().Scan(&state, &attempt))
-	require.Equal(t, "completed", state)
+	// River records the job's completion after its work (in batches).
+	var (
+		state   string
+		attempt int
+	)
+	require.Eventually(t, func() bool {
+		require.NoError(t, tb.db.Gorm.Raw(`SELECT state::text, attempt FROM river_job WHERE id = ?`, inserted.Job.ID).Row().Scan(&state, &attempt))
+		return state == "completed"
+	}, time.Minute, 100*time.Millisecond, "the rescued finalize job is not recorded completed")
 	require.Equal(t, 2, attempt, "run again by the live client after the rescue")
+}
+
+// TestPollGivesAnUndispatchedBuildItsDispatchJobAgain: River discards a job
+// it rescues from a dead process on its last attempt; a dispatch job lost
+// that way would leave its build queued forever. A poll of a stale build
+// without a run and without an accepted dispatch inserts a dispatch job
+// (River drops it while the build's dispatch job is still pending or
+// running: one pending dispatch per build), and that dispatch, attempted
+// before, finds the run instead of dispatching twice. A build whose
+// dispatch GitHub accepted (GHES) waits for its run: no new dispatch.
+func TestPollGivesAnUndispatchedBuildItsDispatchJobAgain(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, dialect)
+			b := tb.newBuild(t)
+			// The dead process's attempt reached GitHub, which created the
+			// run; the answer was lost with the process, whose job River
+			// then discarded.
+			tb.forge.dispatchErrAfterCreate = &TransientError{Err: errors.New("process killed")}
+			require.Error(t, tb.engine.dispatchBuild(tb.ctx, b.ID, false))
+			require.Nil(t, tb.build(t, b.ID).RunID)
+			tb.clock.advance(RescueStuckJobsAfter)
+			require.NoError(t, tb.engine.pollBuild(tb.ctx, b.ID))
+			jobs := tb.inserter.take(DispatchBuildArgs{}.Kind())
+			require.Equal(t, []river.JobArgs{DispatchBuildArgs{BuildID: b.ID}}, jobs)
+			require.Equal(t, tb.clock.Now(), tb.build(t, b.ID).UpdatedAt.UTC(), "a poll makes the build fresh")
+
+			// The new dispatch job finds that run instead of dispatching again.
+			require.NoError(t, tb.engine.dispatchBuild(tb.ctx, jobs[0].(DispatchBuildArgs).BuildID, false))
+			require.NotNil(t, tb.build(t, b.ID).RunID)
+			require.Len(t, tb.forge.dispatches, 1, "one build, one run")
+
+			accepted := tb.newBuild(t)
+			at := tb.clock.Now()
+			require.NoError(t, tb.db.Gorm.Model(&models.Build{}).Where("id = ?", accepted.ID).
+				Updates(map[string]any{"dispatched_at": at, "dispatch_accepted_at": at}).Error)
+			tb.clock.advance(2 * time.Minute)
+			require.NoError(t, tb.engine.pollBuild(tb.ctx, accepted.ID))
+			require.Empty(t, tb.inserter.take(DispatchBuildArgs{}.Kind()))
+		})
+	}
 }
