@@ -32,7 +32,7 @@ func (e *Engine) PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(
 			river.PeriodicInterval(e.opts.ReconcileInterval),
-			func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, e.reconcileInsertOpts() },
+			func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true},
 		),
 		river.NewPeriodicJob(
@@ -41,18 +41,6 @@ func (e *Engine) PeriodicJobs() []*river.PeriodicJob {
 			nil,
 		),
 	}
-}
-
-// reconcileInsertOpts makes the periodic reconcile pass unique per
-// Options.ReconcileInterval rather than while one is active: a pass left
-// running by a leader that died (kill -9) stays "running" until River's
-// rescuer discards it (RescueStuckJobsAfter), and must not keep the new
-// leader from reconciling meanwhile, since the builds whose webhooks were
-// lost wait on those passes.
-func (e *Engine) reconcileInsertOpts() *river.InsertOpts {
-	unique := uniqueWhileActive()
-	unique.ByPeriod = e.opts.ReconcileInterval
-	return &river.InsertOpts{UniqueOpts: unique}
 }
 
 // dispatchWorker dispatches a queued build to GitHub Actions.
