@@ -17,13 +17,30 @@ const (
 	// and a transaction. The finalize job, which may download and store a
 	// large log, allows FinalizeTimeout.
 	JobTimeout = 2 * time.Minute
-	// FinalizeTimeout bounds one attempt of the finalize job.
+	// FinalizeTimeout bounds one attempt of the finalize job. It must not
+	// exceed RescueStuckJobsAfter: River's rescuer leaves a job alone until
+	// its own timeout has passed too, so a finalize job left running by a
+	// dead process (kill -9) is run again only after
+	// max(RescueStuckJobsAfter, FinalizeTimeout), and its build stays
+	// building until then (a 15-minute timeout kept builds building for 15
+	// minutes after a replica was killed). Five minutes still leaves room
+	// for a log of hundreds of megabytes (parsed at several hundred MB/s,
+	// stored in batches of logBatchSize).
 	FinalizeTimeout = RescueStuckJobsAfter
 	// RescueStuckJobsAfter is how long a job may stay marked running before
 	// River runs it again, as when the process running it died (kill -9, a
 	// lost machine): minutes, not River's default hour, during which the
-	// build would sit silently. River never rescues a job younger than its
-	// own timeout, so a slow finalize is not run twice.
+	// build would sit silently. River rescues a job only when both this and
+	// the job's own timeout (JobTimeout, or its worker's Timeout) have
+	// passed since its attempt began, so a slow live job is never run
+	// twice; that is also why every job a build waits on has a timeout of
+	// at most RescueStuckJobsAfter (TestBuildJobsAreRescuedInTime): then
+	// every build ends within RescueStuckJobsAfter (plus River's 30-second
+	// rescue interval and a retry delay) of the death of the process that
+	// was moving it. Jobs no build waits on may take longer
+	// (PublishJobTimeout: a publication killed mid-way is run again after
+	// 30 minutes); River's setting is global, and lowering it would not
+	// rescue them sooner.
 	RescueStuckJobsAfter = 5 * time.Minute
 )
 

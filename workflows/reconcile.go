@@ -159,6 +159,17 @@ func (e *Engine) pollUndispatched(ctx context.Context, b models.Build, now time.
 		}
 	}
 	return e.store.Tx(ctx, func(tx *gorm.DB) error {
+		if b.DispatchAcceptedAt == nil {
+			// Its dispatch job is still at work, and then this insert is
+			// dropped (one pending dispatch per build), or it is gone: River
+			// discards a job it rescues from a dead process (kill -9) on
+			// its last attempt. Dispatching is idempotent (a dispatch
+			// attempted before looks for its run first), so the build gets
+			// a dispatch job again rather than staying queued forever.
+			if err := e.insertTx(ctx, tx, DispatchBuildArgs{BuildID: b.ID}); err != nil {
+				return err
+			}
+		}
 		return models.UpdateBuildTx(ctx, tx, b.ID, now, map[string]any{})
 	})
 }
