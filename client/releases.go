@@ -154,48 +154,19 @@ func ReleaseDone(r *Release) bool {
 // the server), when fn returns an error, or after opts.MaxFailures failed
 // polls in a row. Only opts.Interval and opts.MaxFailures are used.
 func (c *Client) WatchRelease(ctx context.Context, id string, opts WatchOptions, fn func(*Release) error) (*Release, error) {
-	if opts.Interval <= 0 {
-		opts.Interval = 2 * time.Second
-	}
-	if opts.MaxFailures <= 0 {
-		opts.MaxFailures = 5
-	}
-	var (
-		last     *Release
-		failures int
-	)
-	for {
-		r, err := c.GetRelease(ctx, id)
-		if err == nil {
-			failures = 0
-			if last == nil || releaseChanged(last, r) {
-				if err := fn(r); err != nil {
-					return r, err
-				}
-			}
-			last = r
-			if ReleaseDone(r) {
-				return r, nil
-			}
-		} else {
-			if ctx.Err() != nil {
-				return last, ctx.Err()
-			}
-			failures++
-			if !IsTransient(err) || failures >= opts.MaxFailures {
-				return last, err
+	var last *Release
+	fetch := func() (*Release, error) { return c.GetRelease(ctx, id) }
+	err := pollUntil(ctx, opts, fetch, func(r *Release) (bool, error) {
+		prev := last
+		last = r
+		if prev == nil || releaseChanged(prev, r) {
+			if err := fn(r); err != nil {
+				return false, err
 			}
 		}
-		wait := opts.Interval
-		if failures > 0 {
-			wait = min(opts.Interval<<failures, 30*time.Second)
-		}
-		select {
-		case <-ctx.Done():
-			return last, ctx.Err()
-		case <-time.After(wait):
-		}
-	}
+		return ReleaseDone(r), nil
+	})
+	return last, err
 }
 
 // releaseChanged reports whether r differs from prev in what a watcher

@@ -44,42 +44,61 @@ const watchLogPage = 1000
 // opts.Interval; callers see changes only, so an event stream can take the
 // polling's place without changing them.
 func (c *Client) Watch(ctx context.Context, id string, opts WatchOptions, fn func(Update) error) (*Build, error) {
+	type page struct {
+		build *Build
+		logs  []LogEntry
+		next  int64
+	}
+	var last *Build
+	after := opts.After
+	fetch := func() (page, error) {
+		b, logs, next, err := c.poll(ctx, id, opts, after)
+		return page{b, logs, next}, err
+	}
+	err := pollUntil(ctx, opts, fetch, func(p page) (bool, error) {
+		after = p.next
+		u := Update{Logs: p.logs}
+		if last == nil || changed(last, p.build) {
+			u.Build = p.build
+		}
+		last = p.build
+		if u.Build != nil || len(u.Logs) > 0 {
+			if err := fn(u); err != nil {
+				return false, err
+			}
+		}
+		return IsFinal(p.build.Status), nil
+	})
+	return last, err
+}
+
+// pollUntil calls fetch every opts.Interval (default 2 s) and hands what it
+// read to handle, until handle says done or fails, ctx ends, or fetch fails
+// with an error that is not transient or opts.MaxFailures (default 5) times
+// in a row; after a failure it waits twice as long each time, up to 30 s.
+// It is the loop of Watch and WatchRelease.
+func pollUntil[T any](ctx context.Context, opts WatchOptions, fetch func() (T, error), handle func(T) (done bool, err error)) error {
 	if opts.Interval <= 0 {
 		opts.Interval = 2 * time.Second
 	}
 	if opts.MaxFailures <= 0 {
 		opts.MaxFailures = 5
 	}
-	var (
-		last     *Build
-		after    = opts.After
-		failures int
-	)
+	failures := 0
 	for {
-		b, logs, next, err := c.poll(ctx, id, opts, after)
+		v, err := fetch()
 		if err == nil {
 			failures = 0
-			after = next
-			u := Update{Logs: logs}
-			if last == nil || changed(last, b) {
-				u.Build = b
-			}
-			last = b
-			if u.Build != nil || len(u.Logs) > 0 {
-				if err := fn(u); err != nil {
-					return last, err
-				}
-			}
-			if IsFinal(b.Status) {
-				return b, nil
+			if done, err := handle(v); done || err != nil {
+				return err
 			}
 		} else {
 			if ctx.Err() != nil {
-				return last, ctx.Err()
+				return ctx.Err()
 			}
 			failures++
 			if !IsTransient(err) || failures >= opts.MaxFailures {
-				return last, err
+				return err
 			}
 		}
 		wait := opts.Interval
@@ -88,7 +107,7 @@ func (c *Client) Watch(ctx context.Context, id string, opts WatchOptions, fn fun
 		}
 		select {
 		case <-ctx.Done():
-			return last, ctx.Err()
+			return ctx.Err()
 		case <-time.After(wait):
 		}
 	}
