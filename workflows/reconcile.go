@@ -159,7 +159,14 @@ func (e *Engine) pollUndispatched(ctx context.Context, b models.Build, now time.
 		}
 	}
 	return e.store.Tx(ctx, func(tx *gorm.DB) error {
-		if b.DispatchAcceptedAt == nil {
+		// Read again under the lock: b was read before this transaction,
+		// and a dispatch job may have recorded its run meanwhile (then a
+		// second job would find that run and log it a second time).
+		locked, err := e.store.LockBuildTx(ctx, tx, b.ID)
+		if err != nil {
+			return err
+		}
+		if locked.Status == models.StatusQueued && locked.RunID == nil && locked.DispatchAcceptedAt == nil {
 			// Its dispatch job is still at work, and then this insert is
 			// dropped (one pending dispatch per build), or it is gone: River
 			// discards a job it rescues from a dead process (kill -9) on
