@@ -172,3 +172,54 @@ func TestPollGivesAnUndispatchedBuildItsDispatchJobAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestReconcileNotBlockedByDeadLeadersPass: a reconcile pass left running
+// by a leader that died stays "running" until River's rescuer discards it
+// (RescueStuckJobsAfter). Unique only while active, it would keep the next
+// leader from inserting any pass meanwhile, and the builds whose webhooks
+// were lost would wait; the periodic job's insert options make it unique
+// per ReconcileInterval instead, so the next interval's pass is inserted.
+func TestReconcileNotBlockedByDeadLeadersPass(t *testing.T) {
+	t.Parallel()
+	if !slices.Contains(dbtest.Dialects(), models.DialectPostgres) {
+		t.Skipf("needs PostgreSQL: set %s", dbtest.EnvURL)
+	}
+	tb := setup(t, models.DialectPostgres)
+	e := NewEngine(tb.store, tb.forge, nil, nil, Options{ReconcileInterval: time.Second})
+	client, err := river.NewClient[*sql.Tx](tb.db.RiverDriver(), &river.Config{})
+	require.NoError(t, err)
+	deadPass := func(opts *river.InsertOpts) {
+		t.Helper()
+		dead, err := client.Insert(tb.ctx, ReconcileArgs{}, opts)
+		require.NoError(t, err)
+		require.False(t, dead.UniqueSkippedAsDuplicate)
+		res := tb.db.Gorm.Exec(`UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now(),
+			attempted_by = ARRAY['dead-leader'] WHERE id = ?`, dead.Job.ID)
+		require.NoError(t, res.Error)
+		require.EqualValues(t, 1, res.RowsAffected)
+	}
+
+	// Unique while active only (ReconcileArgs' own options): blocked.
+	deadPass(nil)
+	blocked, err := client.Insert(tb.ctx, ReconcileArgs{}, nil)
+	require.NoError(t, err)
+	require.True(t, blocked.UniqueSkippedAsDuplicate, "the dead leader's pass blocks a pass unique while active")
+
+	deadPass(e.reconcileInsertOpts())
+	// The periodic job's options: a later interval's pass is inserted.
+	require.Eventually(t, func() bool {
+		next, err := client.Insert(tb.ctx, ReconcileArgs{}, e.reconcileInsertOpts())
+		require.NoError(t, err)
+		return !next.UniqueSkippedAsDuplicate
+	}, 30*time.Second, 100*time.Millisecond, "no reconcile pass could be inserted while the dead leader's one is running")
+	var active int
+	require.NoError(t, tb.db.Gorm.Raw(`SELECT count(*) FROM river_job WHERE kind = ? AND state IN ('available', 'running')`,
+		ReconcileArgs{}.Kind()).Row().Scan(&active))
+	require.Equal(t, 3, active, "the two dead leader's passes and the new one")
+
+	// River refuses a unique period under a second: the options of an
+	// engine that reconciles more often than that must still insert.
+	fast := NewEngine(tb.store, tb.forge, nil, nil, Options{ReconcileInterval: 100 * time.Millisecond})
+	_, err = client.Insert(tb.ctx, ReconcileArgs{}, fast.reconcileInsertOpts())
+	require.NoError(t, err, "a reconcile interval under a second")
+}

@@ -32,7 +32,7 @@ func (e *Engine) PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(
 			river.PeriodicInterval(e.opts.ReconcileInterval),
-			func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
+			func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, e.reconcileInsertOpts() },
 			&river.PeriodicJobOpts{RunOnStart: true},
 		),
 		river.NewPeriodicJob(
@@ -42,6 +42,25 @@ func (e *Engine) PeriodicJobs() []*river.PeriodicJob {
 		),
 	}
 }
+
+// reconcileInsertOpts makes the periodic reconcile pass unique per period
+// (Options.ReconcileInterval, at least River's minimum of one second) among
+// active passes, rather than unique while any pass is active: a pass left
+// running by a leader that died (kill -9) stays "running" until River's
+// rescuer discards it (RescueStuckJobsAfter), and must not keep the new
+// leader from reconciling meanwhile, since the builds whose webhooks were
+// lost wait on those passes. Passes are idempotent (a read, then unique
+// poll jobs), so two of different periods running together is harmless.
+func (e *Engine) reconcileInsertOpts() *river.InsertOpts {
+	unique := uniqueWhileActive()
+	unique.ByPeriod = max(e.opts.ReconcileInterval, minUniquePeriod)
+	return &river.InsertOpts{UniqueOpts: unique}
+}
+
+// minUniquePeriod is the shortest UniqueOpts.ByPeriod River accepts: a
+// shorter one makes every insert fail (the e2e harness reconciles every
+// 100 ms).
+const minUniquePeriod = time.Second
 
 // dispatchWorker dispatches a queued build to GitHub Actions.
 type dispatchWorker struct {
