@@ -52,6 +52,14 @@ type Options struct {
 	Now func() time.Time
 	// Log receives one line per failed attempt (default: discard).
 	Log *slog.Logger
+	// Observer counts attempts by result (nil: nobody).
+	Observer DeliveryObserver
+}
+
+// DeliveryObserver is told of the result of every delivery attempt:
+// "delivered", "retrying" or "failed" (for good).
+type DeliveryObserver interface {
+	DeliveryAttempted(result string)
 }
 
 // Deliverer sends deliveries. It is safe for concurrent use.
@@ -152,6 +160,7 @@ func (d *Deliverer) Deliver(ctx context.Context, deliveryID string, attempt int)
 	if err != nil {
 		return err
 	}
+	d.observe(a.Delivered, retry && !disabled)
 	if a.Delivered {
 		return nil
 	}
@@ -161,6 +170,21 @@ func (d *Deliverer) Deliver(ctx context.Context, deliveryID string, attempt int)
 		return nil
 	}
 	return fmt.Errorf("deliver %s to %s: %s", dl.ID, hook.ID, res.err)
+}
+
+// observe tells Options.Observer of an attempt's result.
+func (d *Deliverer) observe(delivered, retry bool) {
+	if d.opts.Observer == nil {
+		return
+	}
+	switch {
+	case delivered:
+		d.opts.Observer.DeliveryAttempted("delivered")
+	case retry:
+		d.opts.Observer.DeliveryAttempted("retrying")
+	default:
+		d.opts.Observer.DeliveryAttempted("failed")
+	}
 }
 
 // result is what one attempt got back.

@@ -163,7 +163,8 @@ func TestDeliveryToLoopbackIsRefused(t *testing.T) {
 			d, err := store.PingWebhook(ctx, w.ID)
 			require.NoError(t, err)
 
-			deliverer := hooks.New(store, hooks.Options{})
+			results := &attemptResults{}
+			deliverer := hooks.New(store, hooks.Options{Observer: results})
 			err = deliverer.Deliver(ctx, d.ID, 1)
 			require.Error(t, err, "a failed attempt asks River for a retry")
 			require.False(t, hit)
@@ -184,6 +185,12 @@ func TestDeliveryToLoopbackIsRefused(t *testing.T) {
 			// A deleted endpoint's job ends quietly.
 			require.NoError(t, store.DeleteWebhook(ctx, w.ID))
 			require.NoError(t, deliverer.Deliver(ctx, d.ID, 1))
+			require.Equal(t, []string{"retrying", "failed"}, results.seen, "the metrics' counts of the two attempts")
 		})
 	}
 }
+
+// attemptResults records the results a Deliverer reports.
+type attemptResults struct{ seen []string }
+
+func (a *attemptResults) DeliveryAttempted(result string) { a.seen = append(a.seen, result) }

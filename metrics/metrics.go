@@ -36,6 +36,10 @@ type Metrics struct {
 	ghDuration   *prometheus.HistogramVec
 	ghRemaining  *prometheus.GaugeVec
 	ghSecondary  prometheus.Counter
+	runFound     prometheus.Histogram
+	webhooks     *prometheus.CounterVec
+	applyLag     *prometheus.HistogramVec
+	outbound     *prometheus.CounterVec
 }
 
 // New returns the metrics of a process using db (queried at scrape time
@@ -77,14 +81,32 @@ func New(db *models.DB, log *slog.Logger) *Metrics {
 	}, []string{"endpoint", "method"})
 	m.ghRemaining = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "deskforge_github_rate_limit_remaining",
-		Help: "Requests left in GitHub's primary rate limit window, by resource (X-RateLimit-Resource), as of the last answer.",
-	}, []string{"resource"})
+		Help: "Requests left in GitHub's primary rate limit window, by credential (the token or App installation the process uses) and resource (X-RateLimit-Resource), as of the last answer.",
+	}, []string{"credential", "resource"})
 	m.ghSecondary = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "deskforge_github_secondary_limits_total",
 		Help: "GitHub answers refusing a request under a secondary rate limit (403 or 429 with Retry-After).",
 	})
+	m.runFound = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "deskforge_build_dispatch_to_run_seconds",
+		Help:    "Time from a build's dispatch to its workflow run being found (in the dispatch's answer, a webhook or a poll).",
+		Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600},
+	})
+	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "deskforge_github_webhooks_total",
+		Help: "GitHub webhook deliveries received, by event (X-GitHub-Event) and result: accepted, duplicate, ignored, pong, rejected (4xx) or error (5xx).",
+	}, []string{"event", "result"})
+	m.applyLag = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "deskforge_github_webhook_apply_lag_seconds",
+		Help:    "Time from a webhook delivery being recorded to its event being applied to its build, by event.",
+		Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
+	}, []string{"event"})
+	m.outbound = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "deskforge_webhook_deliveries_total",
+		Help: "Attempts to deliver DeskForge's own webhooks, by result: delivered, retrying (failed, will be tried again) or failed (failed for good: out of attempts, 410 Gone, endpoint disabled).",
+	}, []string{"result"})
 	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.queueTime, m.buildTime,
-		m.ghRequests, m.ghDuration, m.ghRemaining, m.ghSecondary,
+		m.ghRequests, m.ghDuration, m.ghRemaining, m.ghSecondary, m.runFound, m.webhooks, m.applyLag, m.outbound,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if db != nil {
 		m.reg.MustRegister(&dbCollector{db: db, log: log})
@@ -122,18 +144,48 @@ func (m *Metrics) BuildTransitioned(b models.Build, from string, at time.Time) {
 	}
 }
 
-// Transport returns base (http.DefaultTransport when nil) counting every
-// request to GitHub and reading the rate-limit headers of its answers.
-func (m *Metrics) Transport(base http.RoundTripper) http.RoundTripper {
-	if base == nil {
-		base = http.DefaultTransport
+// RunFound records the time from b's dispatch to its run being found at at.
+func (m *Metrics) RunFound(b models.Build, at time.Time) {
+	if b.DispatchedAt != nil {
+		m.runFound.Observe(at.Sub(*b.DispatchedAt).Seconds())
 	}
-	return &githubTransport{m: m, base: base}
+}
+
+// WebhookReceived counts one GitHub webhook delivery by event and result.
+func (m *Metrics) WebhookReceived(event, result string) {
+	if event == "" {
+		event = "unknown"
+	}
+	m.webhooks.WithLabelValues(event, result).Inc()
+}
+
+// WebhookApplied records the lag of an applied GitHub webhook event.
+func (m *Metrics) WebhookApplied(event string, lag time.Duration) {
+	m.applyLag.WithLabelValues(event).Observe(lag.Seconds())
+}
+
+// DeliveryAttempted counts one attempt to deliver an outbound webhook.
+func (m *Metrics) DeliveryAttempted(result string) {
+	m.outbound.WithLabelValues(result).Inc()
+}
+
+// Transport returns a function wrapping a GitHub client's transport (base;
+// http.DefaultTransport when nil) so that it counts every request and
+// reads the rate-limit headers of the answers; credential names the token
+// or App installation the client uses (never the secret itself).
+func (m *Metrics) Transport(credential string) func(base http.RoundTripper) http.RoundTripper {
+	return func(base http.RoundTripper) http.RoundTripper {
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		return &githubTransport{m: m, base: base, credential: credential}
+	}
 }
 
 type githubTransport struct {
-	m    *Metrics
-	base http.RoundTripper
+	m          *Metrics
+	base       http.RoundTripper
+	credential string
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -153,7 +205,7 @@ func (t *githubTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if resource == "" {
 				resource = "core"
 			}
-			t.m.ghRemaining.WithLabelValues(resource).Set(n)
+			t.m.ghRemaining.WithLabelValues(t.credential, resource).Set(n)
 		}
 	}
 	if (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests) &&

@@ -19,3 +19,11 @@ func (s *Server) observeRequests(c *gin.Context) {
 	c.Next()
 	s.requests.ObserveRequest(c.FullPath(), c.Request.Method, c.Writer.Status(), time.Since(start))
 }
+
+// WebhookObserver counts GitHub webhook deliveries (the metrics package's
+// Metrics.WebhookReceived) by event ("ping", "workflow_run",
+// "workflow_job" or "other") and result ("accepted", "duplicate",
+// "ignored", "pong", "rejected" for a 4xx answer, "error" for a 5xx).
+type WebhookObserver interface {
+	WebhookReceived(event, result string)
+}

@@ -96,6 +96,8 @@ type Options struct {
 	CORSOrigins []string
 	// Requests observes every answered request (metrics); nil: none.
 	Requests RequestObserver
+	// Webhooks counts GitHub webhook deliveries (metrics); nil: none.
+	Webhooks WebhookObserver
 	// SigningKey keys the HMAC of signed download links
 	// (DESKFORGE_SIGNING_KEY); empty: a random key generated on first use
 	// and stored in the database, shared by replicas.
@@ -128,6 +130,7 @@ type Server struct {
 	limiter      *rateLimiter
 	corsOrigins  []string
 	requests     RequestObserver
+	webhooks     WebhookObserver
 	links        *linkSigner
 	updates      *updateCache
 }
@@ -145,6 +148,7 @@ func New(opts Options) *Server {
 		maxBodyBytes:  opts.MaxBodyBytes,
 		corsOrigins:   opts.CORSOrigins,
 		requests:      opts.Requests,
+		webhooks:      opts.Webhooks,
 	}
 	if s.publicURL == "" {
 		s.publicURL = "http://localhost:8080"

@@ -52,16 +52,38 @@ type webhookResponse struct {
 // shared by all deliveries (Options.WebhookBytesInFlight: 503 past it) and
 // time only within Options.WebhookReadTimeout (408, connection closed).
 func (s *Server) receiveWebhook(c *gin.Context) {
+	result := s.handleWebhook(c)
+	if s.webhooks == nil {
+		return
+	}
+	if result == "" {
+		result = "rejected"
+		if c.Writer.Status() >= http.StatusInternalServerError {
+			result = "error"
+		}
+	}
+	event := c.GetHeader(eventHeader)
+	switch event {
+	case "ping", "workflow_run", "workflow_job":
+	default:
+		event = "other" // the header is the sender's: bound the label's values
+	}
+	s.webhooks.WebhookReceived(event, result)
+}
+
+// handleWebhook answers one delivery and returns its result ("accepted",
+// "duplicate", "ignored", "pong"), or "" when it was refused.
+func (s *Server) handleWebhook(c *gin.Context) string {
 	if len(s.webhookSecret) == 0 && !s.demo {
 		s.renderError(c, &apiError{http.StatusNotFound, codeNotFound,
 			"the GitHub webhook endpoint is off: set DESKFORGE_GITHUB_WEBHOOK_SECRET to the secret of the repository's webhook", ""})
-		return
+		return ""
 	}
 	signature := c.GetHeader(forge.HeaderSignature256)
 	if len(s.webhookSecret) > 0 && !signatureRe.MatchString(signature) {
 		s.renderError(c, &apiError{http.StatusUnauthorized, codeUnauthorized,
 			"X-Hub-Signature-256 is missing or malformed: GitHub sends sha256=<64 hex digits> when the webhook has a secret", ""})
-		return
+		return ""
 	}
 	delivery := workflows.Delivery{
 		ID:     c.GetHeader(deliveryHeader),
@@ -70,50 +92,51 @@ func (s *Server) receiveWebhook(c *gin.Context) {
 	}
 	if err := checkDeliveryHeaders(delivery); err != nil {
 		s.renderError(c, err)
-		return
+		return ""
 	}
 	body, release, err := s.readWebhookBody(c)
 	if err != nil {
 		s.renderError(c, err)
-		return
+		return ""
 	}
 	defer release()
 	if len(s.webhookSecret) > 0 {
 		if err := forge.ValidateWebhook(signature, body, s.webhookSecret); err != nil {
 			s.renderError(c, &apiError{http.StatusUnauthorized, codeUnauthorized,
 				"X-Hub-Signature-256 does not match the body under the configured webhook secret", ""})
-			return
+			return ""
 		}
 	}
 	ev, err := s.parseDelivery(delivery, body)
 	if err != nil {
 		s.renderError(c, err)
-		return
+		return ""
 	}
 	answer := webhookResponse{Delivery: delivery.ID, Event: delivery.Event}
 	switch delivery.Event {
 	case "ping":
 		answer.Result = "pong"
 		c.JSON(http.StatusOK, answer)
-		return
+		return answer.Result
 	case "workflow_run", "workflow_job":
 	default:
 		answer.Result = "ignored"
 		c.JSON(http.StatusAccepted, answer)
-		return
+		return answer.Result
 	}
 	fresh, err := s.engine.RecordWebhook(c.Request.Context(), delivery, &ev)
 	if err != nil {
 		s.renderError(c, err)
-		return
+		return ""
 	}
 	if !fresh {
 		answer.Result = "duplicate"
 		c.JSON(http.StatusOK, answer)
-		return
+		return answer.Result
 	}
 	answer.Result = "accepted"
 	c.JSON(http.StatusAccepted, answer)
+	return answer.Result
 }
 
 // signatureRe is the shape of X-Hub-Signature-256, checked before the body

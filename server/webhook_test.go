@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -205,4 +206,51 @@ func FuzzWebhookReceiver(f *testing.F) {
 			t.Fatalf("event %q: status %d: %s", event, rec.Code, rec.Body)
 		}
 	})
+}
+
+// countingObserver records WebhookReceived calls as "event/result".
+type countingObserver struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (o *countingObserver) WebhookReceived(event, result string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.seen = append(o.seen, event+"/"+result)
+}
+
+// TestWebhookObserverCountsResults: every delivery is counted once by
+// event and result, and an event name the sender made up is counted as
+// "other" (the header is unauthenticated: the label's values are bounded).
+func TestWebhookObserverCountsResults(t *testing.T) {
+	t.Parallel()
+	obs := &countingObserver{}
+	handler := server.New(server.Options{Engine: recordingEngine{}, WebhookSecret: []byte(testWebhookSecret), Webhooks: obs}).Handler()
+	job := payload(t, "webhook-workflow-job-queued-2")
+	tests := []struct {
+		event     string
+		body      []byte
+		signature string
+		status    int
+		want      string
+	}{
+		{"workflow_job", job, sign(testWebhookSecret, job), http.StatusAccepted, "workflow_job/accepted"},
+		{"ping", payload(t, "webhook-ping-event-1"), sign(testWebhookSecret, payload(t, "webhook-ping-event-1")), http.StatusOK, "ping/pong"},
+		{"release", job, sign(testWebhookSecret, job), http.StatusAccepted, "other/ignored"},
+		{"workflow_job", job, sign("not the secret", job), http.StatusUnauthorized, "workflow_job/rejected"},
+		{"x-made-up-" + guid(), job, "", http.StatusUnauthorized, "other/rejected"},
+	}
+	var want []string
+	for _, tt := range tests {
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/webhooks/github", bytes.NewReader(tt.body))
+		req.Header.Set("X-GitHub-Event", tt.event)
+		req.Header.Set("X-GitHub-Delivery", guid())
+		req.Header.Set("X-Hub-Signature-256", tt.signature)
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		require.Equal(t, tt.status, rec.Code, "%s: %s", tt.event, rec.Body)
+		want = append(want, tt.want)
+	}
+	require.Equal(t, want, obs.seen)
 }

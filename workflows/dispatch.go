@@ -321,6 +321,9 @@ func (e *Engine) recordRunTx(ctx context.Context, tx *gorm.DB, b *models.Build, 
 	}
 	b.RunID = &runID
 	b.RunHTMLURL = run.HTMLURL
+	if e.opts.Observer != nil && b.DispatchedAt != nil {
+		e.opts.Observer.RunFound(*b, now)
+	}
 	msg := fmt.Sprintf("Dispatched to workflow run %d", runID)
 	if run.HTMLURL != "" {
 		msg += " (" + run.HTMLURL + ")"

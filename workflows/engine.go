@@ -67,8 +67,9 @@ type Options struct {
 	DispatchesPerMinute int
 	// DownloadMode is "redirect" (default) or "proxy".
 	DownloadMode string
-	// Observer is told of every build transition (nil: nobody).
-	Observer BuildObserver
+	// Observer is told of build transitions, runs found and webhook events
+	// applied (nil: nobody).
+	Observer Observer
 
 	// ReconcileInterval is how often the reconciler (a River periodic job,
 	// leader only) looks for stale builds (default 30s).

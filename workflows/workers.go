@@ -110,7 +110,13 @@ type applyEventWorker struct {
 
 // Work implements river.Worker.
 func (w *applyEventWorker) Work(ctx context.Context, job *river.Job[ApplyEventArgs]) error {
-	return w.engine.applyEvent(ctx, job.Args, job.CreatedAt)
+	if err := w.engine.applyEvent(ctx, job.Args, job.CreatedAt); err != nil {
+		return err
+	}
+	if obs := w.engine.opts.Observer; obs != nil {
+		obs.WebhookApplied(job.Args.Event.Event, w.engine.clock.Now().Sub(job.CreatedAt))
+	}
+	return nil
 }
 
 // NextRetry implements river.Worker.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/deskforge/deskforge/hooks"
 	"github.com/deskforge/deskforge/metrics"
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/server"
@@ -18,9 +19,10 @@ import (
 // metricsEnv is the Prometheus endpoint of `serve` on
 // DESKFORGE_METRICS_LISTEN; its zero value (metrics off) observes nothing.
 type metricsEnv struct {
-	m      *metrics.Metrics
-	server *http.Server
-	addr   net.Addr
+	m          *metrics.Metrics
+	server     *http.Server
+	addr       net.Addr
+	credential string
 }
 
 // startMetrics serves /metrics on cfg.MetricsListen; metrics are off when
@@ -44,7 +46,7 @@ func startMetrics(ctx context.Context, cfg Config, db *models.DB, log *slog.Logg
 		}
 	}()
 	log.InfoContext(ctx, "Prometheus metrics are served", "listen", ln.Addr().String(), "path", "/metrics")
-	return &metricsEnv{m: m, server: srv, addr: ln.Addr()}, nil
+	return &metricsEnv{m: m, server: srv, addr: ln.Addr(), credential: credentialLabel(cfg)}, nil
 }
 
 // Close stops the metrics endpoint.
@@ -54,7 +56,17 @@ func (e *metricsEnv) Close() {
 	}
 }
 
-func (e *metricsEnv) builds() workflows.BuildObserver {
+// credentialLabel names the GitHub credential of cfg for the rate-limit
+// metric: its App installation, or "token" (a personal access token, or
+// the demo's simulator).
+func credentialLabel(cfg Config) string {
+	if cfg.GitHubToken == "" && cfg.GitHubAppID != 0 {
+		return fmt.Sprintf("app-%d-installation-%d", cfg.GitHubAppID, cfg.GitHubInstallationID)
+	}
+	return "token"
+}
+
+func (e *metricsEnv) engine() workflows.Observer {
 	if e.m == nil {
 		return nil
 	}
@@ -74,5 +86,19 @@ func (e *metricsEnv) transport() func(http.RoundTripper) http.RoundTripper {
 	if e.m == nil {
 		return nil
 	}
-	return e.m.Transport
+	return e.m.Transport(e.credential)
+}
+
+func (e *metricsEnv) webhooks() server.WebhookObserver {
+	if e.m == nil {
+		return nil
+	}
+	return e.m
+}
+
+func (e *metricsEnv) deliveries() hooks.DeliveryObserver {
+	if e.m == nil {
+		return nil
+	}
+	return e.m
 }

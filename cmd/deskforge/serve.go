@@ -122,11 +122,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		StaleAfter:          cfg.StaleAfter,
 		LogWaitTimeout:      cfg.LogWaitTimeout,
 		NoRunTimeout:        cfg.NoRunTimeout,
-		Observer:            obs.builds(),
+		Observer:            obs.engine(),
 	})
 	workers := river.NewWorkers()
 	engine.RegisterWorkers(workers)
-	hooks.New(store, hooks.Options{AllowPrivate: cfg.WebhooksAllowPrivate, Log: log}).RegisterWorkers(workers)
+	hooks.New(store, hooks.Options{AllowPrivate: cfg.WebhooksAllowPrivate, Log: log, Observer: obs.deliveries()}).RegisterWorkers(workers)
 	jobs, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault:  {MaxWorkers: riverWorkers},
@@ -160,6 +160,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		RateLimits:    cfg.rateLimits(),
 		CORSOrigins:   cfg.CORSOrigins,
 		Requests:      obs.requests(),
+		Webhooks:      obs.webhooks(),
 		SigningKey:    []byte(cfg.SigningKey),
 	})
 	httpServer := api.HTTPServer()
