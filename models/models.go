@@ -219,5 +219,5 @@ type Setting struct {
 // All lists every model, in migration order.
 func All() []any {
 	return []any{&Project{}, &APIKey{}, &Build{}, &BuildLogEntry{}, &BuildTransition{}, &IdempotencyKey{}, &WebhookDelivery{}, &Setting{},
-		&Event{}, &Webhook{}, &EventDelivery{}, &Release{}, &ReleaseTransition{}, &ReleaseFile{}}
+		&Event{}, &Webhook{}, &EventDelivery{}, &Release{}, &ReleaseTransition{}, &ReleaseFile{}, &Replica{}}
 }

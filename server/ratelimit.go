@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -26,8 +27,9 @@ type Rate struct {
 // changes) have separate buckets, so a script polling builds cannot stop
 // its own triggers and the other way round. Authenticated routes count per
 // API key, unauthenticated ones per client address. Buckets live in the
-// process: with N replicas behind a load balancer a caller gets up to N
-// times the limit.
+// process; with N live replicas (Server.SetReplicas) each enforces 1/N of
+// the rates and bursts, so behind a round-robin load balancer the limits
+// hold roughly for the fleet.
 type RateLimits struct {
 	// Read and Write are the buckets of each class; the zero Rate does not
 	// limit its class.
@@ -59,9 +61,21 @@ type rateLimiter struct {
 	maxBuckets  int
 	now         func() time.Time
 
+	// replicas is how many processes share the limits (at least 1).
+	replicas atomic.Int64
+
 	mu        sync.Mutex
 	buckets   map[bucketKey]*rate.Limiter
 	lastSweep time.Time
+}
+
+// shared is r divided among n replicas: each enforces 1/n of the rate and
+// of the burst (at least one request).
+func (r Rate) shared(n int64) Rate {
+	if n <= 1 {
+		return r
+	}
+	return Rate{PerSecond: r.PerSecond / float64(n), Burst: max(1, int(math.Ceil(float64(r.Burst)/float64(n))))}
 }
 
 type bucketKey struct {
@@ -82,6 +96,7 @@ func newRateLimiter(l *RateLimits) *rateLimiter {
 		rl.now = time.Now
 	}
 	rl.lastSweep = rl.now()
+	rl.replicas.Store(1)
 	return rl
 }
 
@@ -100,6 +115,7 @@ func (rl *rateLimiter) take(caller string, write bool) rateDecision {
 	if write {
 		r = rl.write
 	}
+	r = r.shared(rl.replicas.Load())
 	now := rl.now()
 	lim := rl.bucket(bucketKey{caller, write}, r, now)
 	d := rateDecision{allowed: lim.AllowN(now, 1), limit: r.Burst}
@@ -118,13 +134,18 @@ func secondsOf(s float64) time.Duration {
 	return time.Duration(math.Max(s, 0) * float64(time.Second))
 }
 
-// bucket returns the bucket of k, created full. It drops the buckets that
-// refilled (a full bucket behaves as a new one, so forgetting it changes
-// nothing) once a minute, and when the map is at MaxBuckets.
+// bucket returns the bucket of k at rate r, created full (an existing one
+// takes r when the number of replicas changed it). It drops the buckets
+// that refilled (a full bucket behaves as a new one, so forgetting it
+// changes nothing) once a minute, and when the map is at MaxBuckets.
 func (rl *rateLimiter) bucket(k bucketKey, r Rate, now time.Time) *rate.Limiter {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
 	if lim, ok := rl.buckets[k]; ok {
+		if lim.Burst() != r.Burst || lim.Limit() != rate.Limit(r.PerSecond) {
+			lim.SetLimitAt(now, rate.Limit(r.PerSecond))
+			lim.SetBurstAt(now, r.Burst)
+		}
 		return lim
 	}
 	if len(rl.buckets) >= rl.maxBuckets || now.Sub(rl.lastSweep) >= rateSweepInterval {
@@ -149,6 +170,15 @@ func (rl *rateLimiter) sweep(now time.Time) {
 			break
 		}
 		delete(rl.buckets, k)
+	}
+}
+
+// SetReplicas tells the server that n processes (live replicas, this one
+// included) share its rate limits: each bucket then allows 1/n of the
+// configured rate and burst. A server without limits ignores it.
+func (s *Server) SetReplicas(n int) {
+	if s.limiter != nil {
+		s.limiter.replicas.Store(int64(max(n, 1)))
 	}
 }
 

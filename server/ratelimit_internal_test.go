@@ -46,3 +46,47 @@ func TestRateLimiterBoundedAtMaxBuckets(t *testing.T) {
 		require.LessOrEqual(t, rl.size(), 10)
 	}
 }
+
+// TestRateLimiterSharedByReplicas: with n live replicas each process allows
+// 1/n of the burst and rate, existing buckets included, and goes back to
+// the whole limit when the others are gone.
+func TestRateLimiterSharedByReplicas(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rl := newRateLimiter(&RateLimits{Read: Rate{PerSecond: 3, Burst: 30}, Write: Rate{PerSecond: 1, Burst: 2},
+		Now: func() time.Time { return now }})
+	takeAll := func(caller string, write bool) (allowed int, last rateDecision) {
+		for {
+			d := rl.take(caller, write)
+			if !d.allowed {
+				return allowed, d
+			}
+			allowed++
+			last = d
+		}
+	}
+
+	require.True(t, rl.take("key:a", false).allowed, "a bucket made before the others came")
+	rl.replicas.Store(3)
+	n, last := takeAll("key:a", false)
+	require.Equal(t, 10, n, "the existing bucket (29 tokens left) is capped at a third of the burst")
+	require.Equal(t, 10, last.limit)
+	n, _ = takeAll("key:b", false)
+	require.Equal(t, 10, n, "a new bucket: a third of the burst")
+	n, _ = takeAll("key:w", true)
+	require.Equal(t, 1, n, "a burst of 2 shared by 3: at least one request each")
+
+	// A third of 3 a second: one token a second.
+	now = now.Add(time.Second)
+	n, _ = takeAll("key:b", false)
+	require.Equal(t, 1, n)
+
+	rl.replicas.Store(1)
+	now = now.Add(10 * time.Second)
+	n, _ = takeAll("key:b", false)
+	require.Equal(t, 10, n, "what refilled at the shared rate before this process was alone again")
+	now = now.Add(10 * time.Second)
+	n, last = takeAll("key:b", false)
+	require.Equal(t, 30, n, "alone: the whole burst, refilled at the whole rate")
+	require.Equal(t, 30, last.limit)
+}

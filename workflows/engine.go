@@ -63,8 +63,6 @@ type Options struct {
 	Runners templates.RunnerTable
 	// MaxBuildDuration fails a build still building after it (default 6h).
 	MaxBuildDuration time.Duration
-	// DispatchesPerMinute paces dispatches per token (default 60).
-	DispatchesPerMinute int
 	// DownloadMode is "redirect" (default) or "proxy".
 	DownloadMode string
 	// Observer is told of build transitions, runs found and webhook events
@@ -142,7 +140,6 @@ func NewEngine(store *models.Store, forge Forge, clock Clock, log *slog.Logger, 
 	opts.BuilderWorkflow = cmp.Or(opts.BuilderWorkflow, models.DefaultWorkflow)
 	opts.BuilderRef = cmp.Or(opts.BuilderRef, models.DefaultRef)
 	opts.MaxBuildDuration = cmp.Or(opts.MaxBuildDuration, 6*time.Hour)
-	opts.DispatchesPerMinute = cmp.Or(opts.DispatchesPerMinute, 60)
 	opts.DownloadMode = cmp.Or(opts.DownloadMode, "redirect")
 	opts.ReconcileInterval = cmp.Or(opts.ReconcileInterval, 30*time.Second)
 	opts.StaleAfter = cmp.Or(opts.StaleAfter, 60*time.Second)

@@ -107,22 +107,21 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		cfg.PublicURL = localURL(ln.Addr())
 	}
 	engine := workflows.NewEngine(store, forge, nil, log, workflows.Options{
-		PublicURL:           cfg.PublicURL,
-		ForgeHost:           forgeHost,
-		BuilderRepo:         cfg.BuilderRepo,
-		BuilderWorkflow:     cfg.BuilderWorkflow,
-		BuilderRef:          cfg.BuilderRef,
-		Runners:             cfg.Runners,
-		MaxBuildDuration:    cfg.MaxBuildDuration,
-		DispatchesPerMinute: cfg.DispatchesPerMinute,
-		StepPollInterval:    cfg.StepPollInterval,
-		StepPollsPerMinute:  cfg.StepPollsPerMinute,
-		DownloadMode:        cfg.DownloadMode,
-		ReconcileInterval:   cfg.ReconcileInterval,
-		StaleAfter:          cfg.StaleAfter,
-		LogWaitTimeout:      cfg.LogWaitTimeout,
-		NoRunTimeout:        cfg.NoRunTimeout,
-		Observer:            obs.engine(),
+		PublicURL:          cfg.PublicURL,
+		ForgeHost:          forgeHost,
+		BuilderRepo:        cfg.BuilderRepo,
+		BuilderWorkflow:    cfg.BuilderWorkflow,
+		BuilderRef:         cfg.BuilderRef,
+		Runners:            cfg.Runners,
+		MaxBuildDuration:   cfg.MaxBuildDuration,
+		StepPollInterval:   cfg.StepPollInterval,
+		StepPollsPerMinute: cfg.StepPollsPerMinute,
+		DownloadMode:       cfg.DownloadMode,
+		ReconcileInterval:  cfg.ReconcileInterval,
+		StaleAfter:         cfg.StaleAfter,
+		LogWaitTimeout:     cfg.LogWaitTimeout,
+		NoRunTimeout:       cfg.NoRunTimeout,
+		Observer:           obs.engine(),
 	})
 	workers := river.NewWorkers()
 	engine.RegisterWorkers(workers)
@@ -163,6 +162,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		Webhooks:      obs.webhooks(),
 		SigningKey:    []byte(cfg.SigningKey),
 	})
+	sharers := []replicaSharer{api}
+	if s, ok := forge.(replicaSharer); ok {
+		sharers = append(sharers, s)
+	}
+	stopFollowing := followReplicas(ctx, db, store, ln.Addr().String(), log, sharers...)
+	defer stopFollowing()
 	httpServer := api.HTTPServer()
 	httpServer.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	served := make(chan error, 1)

@@ -101,9 +101,11 @@ type Client struct {
 	baseURL string
 	log     *slog.Logger
 
-	// writes paces writes per minute, hourlyWrites per hour.
+	// writes paces writes per minute, hourlyWrites per hour, each at
+	// 1/replicas of the budget below (SetReplicas).
 	writes        *rate.Limiter
 	hourlyWrites  *rate.Limiter
+	budget        writeBudget
 	maxPacingWait time.Duration
 	// assets fetches release assets over the authenticated transport
 	// without following redirects (see OpenAsset).
@@ -187,6 +189,7 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		log:           logger,
 		writes:        rate.NewLimiter(rate.Every(time.Minute/time.Duration(perMinute)), burst),
 		hourlyWrites:  rate.NewLimiter(rate.Every(time.Hour/time.Duration(max(1, perHour-hourBurst))), hourBurst),
+		budget:        writeBudget{perMinute: perMinute, burst: burst, perHour: perHour, hourBurst: hourBurst},
 		maxPacingWait: maxWait,
 		assets: &http.Client{Transport: httpClient.Transport, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
@@ -195,6 +198,25 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	}
 	c.runDetailsRejected.Store(opts.DisableRunDetails)
 	return c, nil
+}
+
+// writeBudget is the write pace a client was configured with, for the
+// whole fleet of processes using its token.
+type writeBudget struct {
+	perMinute, burst, perHour, hourBurst int
+}
+
+// SetReplicas divides the write pace among n processes (live replicas,
+// this one included) that use the same token: GitHub counts its limits per
+// token, so each paces its writes at 1/n of the budget (bursts of at least
+// one).
+func (c *Client) SetReplicas(n int) {
+	n = max(n, 1)
+	b := c.budget
+	c.writes.SetLimit(rate.Every(time.Minute/time.Duration(b.perMinute)) / rate.Limit(n))
+	c.writes.SetBurst(max(1, b.burst/n))
+	c.hourlyWrites.SetLimit(rate.Every(time.Hour/time.Duration(max(1, b.perHour-b.hourBurst))) / rate.Limit(n))
+	c.hourlyWrites.SetBurst(max(1, b.hourBurst/n))
 }
 
 // BaseURL returns the REST API root this client talks to, with a trailing

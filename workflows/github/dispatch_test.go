@@ -222,6 +222,30 @@ func TestWritePacing(t *testing.T) {
 		require.Equal(t, int32(2), calls.Load(), "refused writes never reach the server")
 	})
 
+	t.Run("replicas share the budget", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Options{WritesPerMinute: 1, WriteBurst: 4, MaxPacingWait: 10 * time.Millisecond})
+		var calls atomic.Int32
+		b.mux.HandleFunc(dispatchPath, func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			w.WriteHeader(http.StatusNoContent)
+		})
+		b.client.SetReplicas(2)
+		var refused *workflows.RateLimitError
+		for i := range 3 {
+			_, err := b.client.DispatchWorkflow(context.Background(), testDispatchRequest())
+			if i < 2 {
+				require.NoError(t, err, "half the burst of 4")
+				continue
+			}
+			require.ErrorAs(t, err, &refused)
+		}
+		// A burst of 4 a minute for the fleet: each of two replicas waits
+		// two minutes for its next write slot.
+		require.WithinDuration(t, time.Now().Add(2*time.Minute), refused.Until, 5*time.Second)
+		require.Equal(t, int32(2), calls.Load())
+	})
+
 	t.Run("a short wait is waited out", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, Options{WritesPerMinute: 1200, MaxPacingWait: time.Second})
