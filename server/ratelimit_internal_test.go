@@ -55,14 +55,12 @@ func TestRateLimiterSharedByReplicas(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	rl := newRateLimiter(&RateLimits{Read: Rate{PerSecond: 3, Burst: 30}, Write: Rate{PerSecond: 1, Burst: 2},
 		Now: func() time.Time { return now }})
-	takeAll := func(caller string, write bool) (allowed int, last rateDecision) {
-		for {
-			d := rl.take(caller, write)
-			if !d.allowed {
+	// takeAll takes until refused: how many were allowed, and the refusal.
+	takeAll := func(caller string, write bool) (int, rateDecision) {
+		for allowed := 0; ; allowed++ {
+			if d := rl.take(caller, write); !d.allowed {
 				return allowed, d
 			}
-			allowed++
-			last = d
 		}
 	}
 
