@@ -40,6 +40,7 @@ type Metrics struct {
 	webhooks     *prometheus.CounterVec
 	applyLag     *prometheus.HistogramVec
 	outbound     *prometheus.CounterVec
+	replicas     prometheus.Gauge
 }
 
 // New returns the metrics of a process using db (queried at scrape time
@@ -105,7 +106,12 @@ func New(db *models.DB, log *slog.Logger) *Metrics {
 		Name: "deskforge_webhook_deliveries_total",
 		Help: "Attempts to deliver DeskForge's own webhooks, by result: delivered, retrying (failed, will be tried again) or failed (failed for good: out of attempts, 410 Gone, endpoint disabled).",
 	}, []string{"result"})
-	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.queueTime, m.buildTime,
+	m.replicas = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "deskforge_replicas",
+		Help: "Live replicas this process shares its rate limits and GitHub write pace with, itself included (1 on SQLite).",
+	})
+	m.replicas.Set(1)
+	m.reg.MustRegister(m.replicas, m.httpRequests, m.httpDuration, m.queueTime, m.buildTime,
 		m.ghRequests, m.ghDuration, m.ghRemaining, m.ghSecondary, m.runFound, m.webhooks, m.applyLag, m.outbound,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if db != nil {
@@ -168,6 +174,9 @@ func (m *Metrics) WebhookApplied(event string, lag time.Duration) {
 func (m *Metrics) DeliveryAttempted(result string) {
 	m.outbound.WithLabelValues(result).Inc()
 }
+
+// SetReplicas records the number of live replicas sharing the limits.
+func (m *Metrics) SetReplicas(n int) { m.replicas.Set(float64(n)) }
 
 // Transport returns a function wrapping a GitHub client's transport (base;
 // http.DefaultTransport when nil) so that it counts every request and

@@ -85,6 +85,8 @@ func TestMetricsAfterABuild(t *testing.T) {
 		// River jobs by kind and state.
 		`deskforge_river_jobs{kind="`,
 		`deskforge_database_scrape_ok 1`,
+		// One process on SQLite: nothing shared.
+		`deskforge_replicas 1`,
 	} {
 		require.Contains(t, text, want)
 	}

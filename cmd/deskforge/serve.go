@@ -163,6 +163,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		SigningKey:    []byte(cfg.SigningKey),
 	})
 	sharers := []replicaSharer{api}
+	if obs.m != nil {
+		sharers = append(sharers, obs.m)
+	}
 	if s, ok := forge.(replicaSharer); ok {
 		sharers = append(sharers, s)
 	}
