@@ -127,7 +127,7 @@ func (c *pgTxConn) Rollback() error { return c.tx.Rollback(context.Background())
 // pgTransaction runs fn in one PostgreSQL transaction begun with pgx on a
 // connection of db.SQL, committed when fn returns nil and rolled back
 // otherwise (or if fn panics).
-func (db *DB) pgTransaction(ctx context.Context, fn func(tx *gorm.DB) error) (err error) {
+func (db *DB) pgTransaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	conn, err := db.SQL.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -148,7 +148,9 @@ func (db *DB) pgTransaction(ctx context.Context, fn func(tx *gorm.DB) error) (er
 	}
 	// database/sql hands this connection to nobody else until conn.Close,
 	// so pgx may use it outside Raw: statements run one at a time, on this
-	// goroutine.
+	// goroutine. (fn cannot run inside Raw's callback: database/sql holds
+	// the connection's lock there, and GORM's first statement would wait
+	// for it forever.)
 	ptx, err := pc.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
