@@ -261,7 +261,6 @@ func (h *harness) start() {
 		RescueStuckJobsAfter: workflows.RescueStuckJobsAfter,
 	})
 	require.NoError(h.t, err)
-	n.engine.SetInserter(n.river)
 	require.NoError(h.t, n.river.Start(h.ctx))
 
 	handler := server.New(server.Options{

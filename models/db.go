@@ -29,13 +29,14 @@ const (
 	DialectPostgres = "postgres"
 )
 
-// DB is an open database: one *sql.DB shared by GORM and River.
+// DB is an open database: one pool shared by GORM and River.
 type DB struct {
 	Gorm    *gorm.DB
 	SQL     *sql.DB
 	Dialect string
 	pgPool  *pgxpool.Pool
 	outbox  *Outbox
+	jobs    *Jobs
 }
 
 // Open connects to the database named by rawURL: "sqlite://path/to/file.db"
@@ -79,7 +80,7 @@ func openSQLite(path string) (*DB, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	return attachOutbox(&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectSQLite})
+	return attach(&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectSQLite})
 }
 
 // ErrNotWritable means the SQLite database cannot be written where it is
@@ -117,7 +118,20 @@ func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", redactURL(rawURL), err)
 	}
-	return attachOutbox(&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectPostgres, pgPool: pool})
+	return attach(&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectPostgres, pgPool: pool})
+}
+
+// attach gives db its events outbox and its job inserter.
+func attach(db *DB) (*DB, error) {
+	db, err := attachOutbox(db)
+	if err != nil {
+		return nil, err
+	}
+	if db.jobs, err = newJobs(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 func gormConfig() *gorm.Config {
@@ -128,7 +142,8 @@ func gormConfig() *gorm.Config {
 	}
 }
 
-// RiverDriver returns the River driver for this database, sharing its pool.
+// RiverDriver returns the River driver for this database, sharing its pool:
+// the one River's workers and migrations use. Jobs are inserted with Jobs.
 func (db *DB) RiverDriver() riverdriver.Driver[*sql.Tx] {
 	if db.Dialect == DialectPostgres {
 		return riverdatabasesql.NewWithPgxListener(db.SQL, db.pgPool)
@@ -178,12 +193,6 @@ func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	return nil
-}
-
-// SQLTx returns the *sql.Tx under a GORM transaction, for inserting River
-// jobs in the same transaction (client.InsertTx).
-func SQLTx(tx *gorm.DB) *sql.Tx {
-	return tx.Statement.ConnPool.(*sql.Tx)
 }
 
 func redactURL(raw string) string {

@@ -54,7 +54,7 @@ func TestMigrateTwiceAndRiverInsertTx(t *testing.T) {
 			// A rolled-back transaction leaves neither row nor job.
 			err = store.Tx(ctx, func(tx *gorm.DB) error {
 				require.NoError(t, tx.Create(&models.Setting{Key: "a", Value: "1"}).Error)
-				_, err := client.InsertTx(ctx, models.SQLTx(tx), pingArgs{N: 1}, nil)
+				_, err := store.Jobs().InsertTx(ctx, tx, pingArgs{N: 1}, nil)
 				require.NoError(t, err)
 				return context.Canceled
 			})
@@ -67,7 +67,7 @@ func TestMigrateTwiceAndRiverInsertTx(t *testing.T) {
 				if err := tx.Create(&models.Setting{Key: "a", Value: "1"}).Error; err != nil {
 					return err
 				}
-				_, err := client.InsertTx(ctx, models.SQLTx(tx), pingArgs{N: 2}, nil)
+				_, err := store.Jobs().InsertTx(ctx, tx, pingArgs{N: 2}, nil)
 				return err
 			}))
 			require.NoError(t, client.Start(ctx))

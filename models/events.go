@@ -133,10 +133,6 @@ type Outbox struct {
 	rendererMu sync.RWMutex
 	renderer   Renderer
 
-	jobsOnce sync.Once
-	jobs     jobInserter
-	jobsErr  error
-
 	notifier *notifier
 }
 

@@ -35,9 +35,16 @@ func (s *Store) Gorm(ctx context.Context) *gorm.DB { return s.db.Gorm.WithContex
 
 // Tx runs fn in one transaction, committed when fn returns nil. Inside fn use
 // only tx (never the store's pool): on SQLite the pool has one connection.
+// River jobs go into the same transaction with Jobs().InsertTx(ctx, tx, …).
 func (s *Store) Tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if s.db.pgPool != nil {
+		return s.db.pgTransaction(ctx, fn)
+	}
 	return s.db.Gorm.WithContext(ctx).Transaction(fn)
 }
+
+// Jobs returns the inserter of River jobs inside Tx's transactions.
+func (s *Store) Jobs() *Jobs { return s.db.jobs }
 
 // translate maps GORM errors to the store's domain errors.
 func translate(err error, what string) error {

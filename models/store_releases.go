@@ -253,11 +253,7 @@ func SyncReleaseTx(ctx context.Context, tx *gorm.DB, id string, now time.Time) (
 		if err != nil {
 			return r, err
 		}
-		jobs, err := o.inserter()
-		if err != nil {
-			return r, err
-		}
-		if _, err := jobs.InsertManyFastTx(ctx, SQLTx(tx), []river.InsertManyParams{{Args: PublishReleaseArgs{ReleaseID: id}}}); err != nil {
+		if err := o.db.jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: PublishReleaseArgs{ReleaseID: id}}}); err != nil {
 			return r, fmt.Errorf("insert publication job of release %s: %w", id, err)
 		}
 	}

@@ -2,7 +2,6 @@ package models
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -88,26 +87,6 @@ type DeliverWebhookArgs struct {
 // Kind implements river.JobArgs.
 func (DeliverWebhookArgs) Kind() string { return "deliver_webhook" }
 
-// jobInserter inserts River jobs inside a transaction; *river.Client is one.
-type jobInserter interface {
-	InsertManyFastTx(ctx context.Context, tx *sql.Tx, params []river.InsertManyParams) (int, error)
-}
-
-// inserter returns the River client that inserts delivery jobs: an
-// insert-only client of its own (no workers), so every process writing
-// events, the command line included, fans them out without setup.
-func (o *Outbox) inserter() (jobInserter, error) {
-	o.jobsOnce.Do(func() {
-		c, err := river.NewClient[*sql.Tx](o.db.RiverDriver(), &river.Config{})
-		if err != nil {
-			o.jobsErr = fmt.Errorf("create river client for webhook deliveries: %w", err)
-			return
-		}
-		o.jobs = c
-	})
-	return o.jobs, o.jobsErr
-}
-
 // EventMatches reports whether an endpoint subscribed to patterns (each an
 // event type, "<group>.*" such as "build.*", or "*") receives typ.
 func EventMatches(patterns []string, typ string) bool {
@@ -169,10 +148,6 @@ func (o *Outbox) insertDeliveriesTx(ctx context.Context, tx *gorm.DB, deliveries
 }
 
 func (o *Outbox) insertDeliveryJobsTx(ctx context.Context, tx *gorm.DB, deliveries []EventDelivery) error {
-	jobs, err := o.inserter()
-	if err != nil {
-		return err
-	}
 	params := make([]river.InsertManyParams, len(deliveries))
 	for i, d := range deliveries {
 		params[i] = river.InsertManyParams{
@@ -180,9 +155,7 @@ func (o *Outbox) insertDeliveryJobsTx(ctx context.Context, tx *gorm.DB, deliveri
 			InsertOpts: &river.InsertOpts{MaxAttempts: MaxDeliveryAttempts, Queue: WebhookQueue},
 		}
 	}
-	// The fast path: one multi-row insert, no per-job results (COPY on
-	// PostgreSQL).
-	if _, err := jobs.InsertManyFastTx(ctx, SQLTx(tx), params); err != nil {
+	if err := o.db.jobs.InsertManyTx(ctx, tx, params); err != nil {
 		return fmt.Errorf("insert webhook delivery jobs: %w", err)
 	}
 	return nil

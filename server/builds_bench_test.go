@@ -2,14 +2,12 @@ package server_test
 
 import (
 	"context"
-	"database/sql"
 	"net/http"
 	"net/http/httptest"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"github.com/deskforge/deskforge/models"
@@ -32,9 +30,6 @@ func benchAPI(b *testing.B, dialect string) (http.Handler, string, string, []str
 	db := dbtest.Open(b, dialect)
 	store := models.NewStore(db)
 	engine := workflows.NewEngine(store, nil, nil, nil, workflows.Options{PublicURL: "http://localhost:8080"})
-	client, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{})
-	require.NoError(b, err)
-	engine.SetInserter(client)
 	h := server.New(server.Options{Store: store, Engine: engine, PublicURL: "http://localhost:8080"}).Handler()
 	p := models.Project{Name: "Bench App", URL: "https://example.com", Version: "1.0.0", Platforms: "mac,windows,linux"}
 	require.NoError(b, store.CreateProject(ctx, &p))

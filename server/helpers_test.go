@@ -63,7 +63,6 @@ func startAPI(t testing.TB, dialect string, forge workflows.Forge, eo workflows.
 	engine := workflows.NewEngine(store, forge, nil, nil, eo)
 	client, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{})
 	require.NoError(t, err)
-	engine.SetInserter(client)
 	so.Store, so.Engine, so.PublicURL = store, engine, testPublicURL
 	// The http.Server the serve command runs: its header limits and
 	// timeouts are part of what the tests check.

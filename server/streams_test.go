@@ -3,7 +3,6 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
@@ -512,9 +510,6 @@ func TestEventsReachClientsOfAnotherReplica(t *testing.T) {
 		db.Outbox().SetRenderer(server.EventRenderer(testPublicURL))
 		store := models.NewStore(db)
 		engine := workflows.NewEngine(store, nil, nil, nil, workflows.Options{PublicURL: testPublicURL, BuilderRepo: "deskforge/builder"})
-		client, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{})
-		require.NoError(t, err)
-		engine.SetInserter(client)
 		ts := httptest.NewServer(contractHandler(t, server.New(server.Options{Store: store, Engine: engine, PublicURL: testPublicURL}).Handler()))
 		t.Cleanup(ts.Close)
 		return ts

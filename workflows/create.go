@@ -89,9 +89,6 @@ func (e *Engine) CreateBuild(ctx context.Context, req CreateBuildRequest) (model
 	if err != nil {
 		return models.Build{}, err
 	}
-	if e.inserter == nil {
-		return models.Build{}, errors.New("create build: the engine has no job inserter (SetInserter was not called)")
-	}
 
 	message := "Build queued"
 	if req.RetryOf != "" {
@@ -142,7 +139,7 @@ func (e *Engine) insertQueuedBuildTx(ctx context.Context, tx *gorm.DB, b *models
 	if err := models.RecordTransitionTx(ctx, tx, b.ID, "", models.StatusQueued, "", b.CreatedAt, models.LevelInfo, message); err != nil {
 		return err
 	}
-	if _, err := e.inserter.InsertTx(ctx, models.SQLTx(tx), DispatchBuildArgs{BuildID: b.ID}, nil); err != nil {
+	if _, err := e.inserter.InsertTx(ctx, tx, DispatchBuildArgs{BuildID: b.ID}, nil); err != nil {
 		return fmt.Errorf("insert dispatch job: %w", err)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
 
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/models/dbtest"
@@ -42,7 +43,7 @@ func (c *testClock) Advance(d time.Duration) {
 // in the same transaction.
 type failingInserter struct{}
 
-func (failingInserter) InsertTx(context.Context, *sql.Tx, river.JobArgs, *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+func (failingInserter) InsertTx(context.Context, *gorm.DB, river.JobArgs, *river.InsertOpts) (*rivertype.JobInsertResult, error) {
 	return nil, errors.New("queue unavailable")
 }
 
@@ -70,7 +71,6 @@ func setupCreate(t *testing.T, dialect string) *createBundle {
 	})
 	client, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{})
 	require.NoError(t, err)
-	engine.SetInserter(client)
 
 	webApp := models.Project{Name: "My App", URL: "https://example.com", Version: "1.2.3", AppID: "com.example.myapp",
 		Platforms: "mac,linux", WindowWidth: 1024, WindowHeight: 768, WindowResizable: true, FeatureTray: true}

@@ -8,7 +8,6 @@ package workflows
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -17,15 +16,16 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"golang.org/x/time/rate"
+	"gorm.io/gorm"
 
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/templates"
 )
 
-// JobInserter inserts River jobs inside a caller's transaction;
-// *river.Client[*sql.Tx] satisfies it.
+// JobInserter inserts River jobs inside a transaction of models.Store.Tx;
+// *models.Jobs satisfies it.
 type JobInserter interface {
-	InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	InsertTx(ctx context.Context, tx *gorm.DB, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
 }
 
 // Clock tells the time; tests substitute one they control.
@@ -107,8 +107,8 @@ type Options struct {
 	HTTPClient *http.Client
 }
 
-// Engine runs builds. Create it with NewEngine, then give it its River client
-// with SetInserter before inserting jobs.
+// Engine runs builds. Create it with NewEngine; it inserts its jobs with its
+// store's Jobs unless SetInserter gives it another inserter.
 type Engine struct {
 	store    *models.Store
 	forge    Forge
@@ -158,11 +158,16 @@ func NewEngine(store *models.Store, forge Forge, clock Clock, log *slog.Logger, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{store: store, forge: forge, clock: clock, log: log, opts: opts, visibility: map[string]visibilityEntry{},
+	e := &Engine{store: store, forge: forge, clock: clock, log: log, opts: opts, visibility: map[string]visibilityEntry{},
 		stepLimiter: newStepLimiter(opts.StepPollsPerMinute)}
+	if store != nil {
+		e.inserter = store.Jobs()
+	}
+	return e
 }
 
-// SetInserter gives the engine the River client it inserts jobs with.
+// SetInserter replaces the inserter of the engine's jobs (tests record or
+// fail inserts with it).
 func (e *Engine) SetInserter(inserter JobInserter) { e.inserter = inserter }
 
 // Options returns the engine's effective options.

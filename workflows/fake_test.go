@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -230,7 +229,7 @@ type fakeInserter struct {
 	jobs []river.JobArgs
 }
 
-func (i *fakeInserter) InsertTx(_ context.Context, _ *sql.Tx, args river.JobArgs, _ *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+func (i *fakeInserter) InsertTx(_ context.Context, _ *gorm.DB, args river.JobArgs, _ *river.InsertOpts) (*rivertype.JobInsertResult, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.jobs = append(i.jobs, args)

@@ -100,9 +100,6 @@ func (e *Engine) CreateRelease(ctx context.Context, req CreateReleaseRequest) (m
 		b.ReleaseID = &rel.ID
 		builds[i] = b
 	}
-	if e.inserter == nil {
-		return models.Release{}, errors.New("create release: the engine has no job inserter (SetInserter was not called)")
-	}
 	err = e.store.Tx(ctx, func(tx *gorm.DB) error {
 		if req.IdempotencyKey != "" {
 			k := models.IdempotencyKey{ProjectID: project.ID, Key: req.IdempotencyKey, RequestHash: req.idempotencyHash(), BuildID: rel.ID, CreatedAt: now}

@@ -90,7 +90,7 @@ func TestFinalizeLeftRunningByDeadProcessIsRescued(t *testing.T) {
 		RescueStuckJobsAfter: RescueStuckJobsAfter,
 	})
 	require.NoError(t, err)
-	tb.engine.SetInserter(client)
+	tb.engine.SetInserter(tb.store.Jobs())
 	inserted, err := client.Insert(tb.ctx, finals[0], nil)
 	require.NoError(t, err)
 	// The dead process took the job RescueStuckJobsAfter and half a minute

@@ -8,8 +8,6 @@ import (
 
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
-
-	"github.com/deskforge/deskforge/models"
 )
 
 // RegisterWorkers adds the engine's River workers to workers.
@@ -232,10 +230,7 @@ func (e *Engine) forgeJobError(err error) error {
 
 // insertTx inserts a River job inside tx.
 func (e *Engine) insertTx(ctx context.Context, tx *gorm.DB, args river.JobArgs) error {
-	if e.inserter == nil {
-		return errors.New("build engine: no job inserter (call SetInserter)")
-	}
-	if _, err := e.inserter.InsertTx(ctx, models.SQLTx(tx), args, nil); err != nil {
+	if _, err := e.inserter.InsertTx(ctx, tx, args, nil); err != nil {
 		return fmt.Errorf("insert %s job: %w", args.Kind(), err)
 	}
 	return nil

@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,7 +34,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 
 	"github.com/deskforge/deskforge/client"
 	"github.com/deskforge/deskforge/models"
@@ -383,11 +381,6 @@ func serveOnLoopback(h http.Handler) (*running, error) {
 // handler has none).
 func startDeskForge(f *fixture) (*running, error) {
 	engine := workflows.NewEngine(f.store, nil, nil, nil, workflows.Options{PublicURL: "http://localhost:8080", BuilderRepo: "deskforge/builder"})
-	client, err := river.NewClient[*sql.Tx](f.db.RiverDriver(), &river.Config{})
-	if err != nil {
-		return nil, err
-	}
-	engine.SetInserter(client)
 	api := server.New(server.Options{Store: f.store, Engine: engine, PublicURL: "http://localhost:8080", Log: slog.New(slog.DiscardHandler)})
 	return serveOnLoopback(api.Handler())
 }

@@ -14,7 +14,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -29,7 +28,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
 	"github.com/deskforge/deskforge/models"
@@ -100,11 +98,6 @@ func run(dbURL string, nBuilds, nClients int, interval, duration time.Duration) 
 	db.Outbox().SetRenderer(server.EventRenderer("http://bench"))
 	store := models.NewStore(db)
 	engine := workflows.NewEngine(store, nil, nil, nil, workflows.Options{PublicURL: "http://bench", BuilderRepo: "bench/builder"})
-	jobs, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{})
-	if err != nil {
-		return err
-	}
-	engine.SetInserter(jobs)
 	api := server.New(server.Options{Store: store, Engine: engine, PublicURL: "http://bench"})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -21,7 +21,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -42,7 +41,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/server"
@@ -118,11 +116,6 @@ func run(name, dbURL string, body []byte, clients int, d time.Duration) {
 	}
 	store := models.NewStore(db)
 	engine := workflows.NewEngine(store, nil, nil, log, workflows.Options{})
-	client, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{Logger: log})
-	if err != nil {
-		fail(err)
-	}
-	engine.SetInserter(client)
 	srv := &http.Server{Handler: server.New(server.Options{Store: store, Engine: engine, WebhookSecret: []byte(secret), Log: log}).Handler()}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -142,7 +142,6 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)
 	}
-	engine.SetInserter(jobs)
 	if err := jobs.Start(ctx); err != nil {
 		return fmt.Errorf("start river: %w", err)
 	}
