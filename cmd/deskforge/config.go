@@ -47,6 +47,7 @@ type Config struct {
 	LogWaitTimeout          time.Duration
 	NoRunTimeout            time.Duration
 	DispatchesPerMinute     int
+	DispatchesPerHour       int
 	StepPollInterval        time.Duration
 	StepPollsPerMinute      int
 	DownloadMode            string
@@ -149,6 +150,7 @@ func allSettings() map[int][]*setting {
 			{flag: "log-wait-timeout", arg: "DURATION", env: "DESKFORGE_LOG_WAIT_TIMEOUT", def: "2m", usage: "how long after a job completed its log is awaited (GitHub answers 404 or fails) before the build ends without it"},
 			{flag: "no-run-timeout", arg: "DURATION", env: "DESKFORGE_NO_RUN_TIMEOUT", def: "10m", usage: "a build whose dispatch GitHub accepted but whose workflow run never appeared fails after this long"},
 			{flag: "dispatches-per-minute", arg: "N", env: "DESKFORGE_DISPATCHES_PER_MINUTE", def: "60", usage: "pace of workflow dispatches (GitHub writes) per token"},
+			{flag: "dispatches-per-hour", arg: "N", env: "DESKFORGE_DISPATCHES_PER_HOUR", def: "500", usage: "budget of workflow dispatches (GitHub writes) per hour and token: GitHub allows 500 content-creating requests an hour"},
 			{flag: "step-poll-interval", arg: "DURATION", env: "DESKFORGE_STEP_POLL_INTERVAL", def: "8s", usage: "how often a building build's job steps are read for live progress (conditional requests)"},
 			{flag: "step-polls-per-minute", arg: "N", env: "DESKFORGE_STEP_POLLS_PER_MINUTE", def: "300", usage: "cap on those reads per process"},
 			{flag: "download-mode", arg: "MODE", env: "DESKFORGE_DOWNLOAD_MODE", def: "redirect", usage: "artifact downloads: redirect (to GitHub) or proxy (streamed through DeskForge)"},
@@ -411,6 +413,13 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 			errs = append(errs, s.errorf("%q is not a positive integer; use e.g. 60 (GitHub allows about 80 writes a minute)", v))
 		}
 		cfg.DispatchesPerMinute = n
+	}
+	if s, v := str("dispatches-per-hour"); s != nil {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			errs = append(errs, s.errorf("%q is not a positive integer; use e.g. 500 (GitHub allows 500 content-creating requests an hour)", v))
+		}
+		cfg.DispatchesPerHour = n
 	}
 	if s, v := str("step-poll-interval"); s != nil {
 		d, err := time.ParseDuration(v)

@@ -46,6 +46,7 @@ func TestConfigDefaults(t *testing.T) {
 		LogWaitTimeout:      2 * time.Minute,
 		NoRunTimeout:        10 * time.Minute,
 		DispatchesPerMinute: 60,
+		DispatchesPerHour:   500,
 		StepPollInterval:    8 * time.Second,
 		StepPollsPerMinute:  300,
 		DownloadMode:        "redirect",
@@ -79,6 +80,7 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 		"DESKFORGE_LOG_WAIT_TIMEOUT":            "5m",
 		"DESKFORGE_NO_RUN_TIMEOUT":              "20m",
 		"DESKFORGE_DISPATCHES_PER_MINUTE":       "30",
+		"DESKFORGE_DISPATCHES_PER_HOUR":         "400",
 		"DESKFORGE_DOWNLOAD_MODE":               "proxy",
 		"DESKFORGE_LOG_LEVEL":                   "debug",
 		"DESKFORGE_LOG_FORMAT":                  "text",
@@ -107,6 +109,7 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 	require.Equal(t, 5*time.Minute, cfg.LogWaitTimeout)
 	require.Equal(t, 20*time.Minute, cfg.NoRunTimeout)
 	require.Equal(t, 30, cfg.DispatchesPerMinute)
+	require.Equal(t, 400, cfg.DispatchesPerHour)
 	require.Equal(t, "proxy", cfg.DownloadMode)
 	require.Equal(t, slog.LevelDebug, cfg.LogLevel)
 	require.Equal(t, "text", cfg.LogFormat)
@@ -168,6 +171,7 @@ func TestConfigValidation(t *testing.T) {
 		{"Duration", with("DESKFORGE_MAX_BUILD_DURATION", "6"), nil, "is not a positive duration"},
 		{"ReconcileDuration", with("DESKFORGE_STALE_AFTER", "-1m"), nil, "--stale-after / DESKFORGE_STALE_AFTER: \"-1m\" is not a positive duration"},
 		{"DispatchRate", with("DESKFORGE_DISPATCHES_PER_MINUTE", "-1"), nil, "is not a positive integer"},
+		{"DispatchHourlyBudget", with("DESKFORGE_DISPATCHES_PER_HOUR", "many"), nil, "is not a positive integer"},
 		{"DownloadMode", with("DESKFORGE_DOWNLOAD_MODE", "stream"), nil, "use redirect or proxy"},
 		{"LogLevel", with("DESKFORGE_LOG_LEVEL", "loud"), nil, "use debug, info, warn or error"},
 		{"LogFormat", with("DESKFORGE_LOG_FORMAT", "xml"), nil, "use json or text"},

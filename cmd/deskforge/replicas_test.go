@@ -59,6 +59,7 @@ func TestThreeReplicasOneSimulator(t *testing.T) {
 		"DESKFORGE_RATE_LIMIT_READS":      "off",
 		"DESKFORGE_RATE_LIMIT_WRITES":     "off",
 		"DESKFORGE_DISPATCHES_PER_MINUTE": "6000",
+		"DESKFORGE_DISPATCHES_PER_HOUR":   "1000000",
 		"DESKFORGE_RECONCILE_INTERVAL":    "2s",
 		"DESKFORGE_STALE_AFTER":           "5s",
 		"DESKFORGE_LOG_LEVEL":             "warn",

@@ -290,6 +290,7 @@ func forgeOptions(cfg Config, log *slog.Logger) (github.Options, error) {
 		BaseURL:           cfg.GitHubAPIURL,
 		Token:             cfg.GitHubToken,
 		WritesPerMinute:   cfg.DispatchesPerMinute,
+		WritesPerHour:     cfg.DispatchesPerHour,
 		Logger:            log,
 		DisableRunDetails: !cfg.GitHubRunDetails,
 	}
@@ -322,6 +323,7 @@ func startDemo(ctx context.Context, cfg *Config, log *slog.Logger, transport fun
 		opts.HTTPClient = &http.Client{Transport: transport(base)}
 	}
 	opts.WritesPerMinute = cfg.DispatchesPerMinute
+	opts.WritesPerHour = cfg.DispatchesPerHour
 	opts.Logger = log
 	forge, err := github.New(ctx, opts)
 	if err != nil {
