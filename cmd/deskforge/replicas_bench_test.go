@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,28 +23,50 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/deskforge/deskforge/models/dbtest"
+	"github.com/deskforge/deskforge/workflows/github"
 )
 
 // Environment knobs of BenchmarkReplicas.
 const (
 	// benchBuildsEnv is the number of builds triggered per configuration
-	// (default 200).
+	// and iteration (default unpacedDispatches).
 	benchBuildsEnv = "DESKFORGE_BENCH_BUILDS"
 	// benchReplicasEnv is the replica counts to run, in order (default
 	// "1,3"; "3,1" runs the same configurations the other way round).
 	benchReplicasEnv = "DESKFORGE_BENCH_REPLICAS"
+	// benchWebhooksEnv says how the simulator's webhooks reach the
+	// replicas: "balanced" (default), each delivery to one replica in
+	// turn through a round-robin proxy, as a load balancer in front of
+	// them does; "fanout", each delivery to every replica, as
+	// TestThreeReplicasOneSimulator has it (one hook per replica).
+	benchWebhooksEnv = "DESKFORGE_BENCH_WEBHOOKS"
 )
+
+// unpacedDispatches is how many dispatches a fresh serve process makes
+// before its GitHub client paces them to GitHub's 500 writes an hour (a
+// burst of a tenth of the hour's budget, then one every 8 s; per process,
+// not configurable). Past it the benchmark would measure that pacing: 200
+// builds took 2 min 33 s with three replicas (three bursts of 50) and did
+// not finish in 10 minutes with one.
+const unpacedDispatches = github.DefaultWritesPerHour / 10
 
 // BenchmarkReplicas measures builds orchestrated per minute and GitHub
 // requests per build with one `deskforge serve` process and with three, on
 // the same machine, each configuration on a fresh PostgreSQL schema against
 // a fresh `deskforge sim --timing fast` with no injected faults (its rate
 // limits raised out of the way, as in TestThreeReplicasOneSimulator). The
-// builds are triggered 8 at a time, round-robin across the replicas; the
-// clock runs from the first trigger until every build is terminal (read
-// from the database every 100 ms). Run it with
+// builds (unpacedDispatches unless DESKFORGE_BENCH_BUILDS says otherwise)
+// are triggered 8 at a time, round-robin across the replicas; the clock
+// runs from the first trigger until every build is terminal (read from the
+// database every 100 ms). The simulator's webhooks reach the replicas
+// through a round-robin proxy standing for a load balancer (or, with
+// DESKFORGE_BENCH_WEBHOOKS=fanout, each reaches every replica). Each
+// iteration starts fresh processes on a fresh schema and the results are
+// summed: with -benchtime 2x the figures are of 2 × 50 builds per
+// configuration (after the single iteration the testing package always
+// runs first). Run it with
 //
-//	DESKFORGE_TEST_DATABASE_URL=postgres://… go test ./cmd/deskforge -run '^$' -bench Replicas -benchtime 1x
+//	DESKFORGE_TEST_DATABASE_URL=postgres://… go test ./cmd/deskforge -run '^$' -bench Replicas -benchtime 2x
 //
 // Requests per build are the simulator's REST API requests (its /repos/
 // routes) during that window minus the answers 304 the replicas'
@@ -52,7 +78,7 @@ func BenchmarkReplicas(b *testing.B) {
 	if os.Getenv(dbtest.EnvURL) == "" {
 		b.Skipf("the replica benchmark needs PostgreSQL: set %s (e.g. postgres://postgres@127.0.0.1:5432/deskforge_test)", dbtest.EnvURL)
 	}
-	builds := 200
+	builds := unpacedDispatches
 	if v := os.Getenv(benchBuildsEnv); v != "" {
 		n, err := strconv.Atoi(v)
 		require.NoError(b, err, benchBuildsEnv)
@@ -69,6 +95,18 @@ func BenchmarkReplicas(b *testing.B) {
 			order = append(order, n)
 		}
 	}
+	if builds > unpacedDispatches {
+		b.Logf("%d builds per run: past %d, one process's GitHub client paces dispatches to one every 8 s, "+
+			"so the runs measure that pacing (three replicas have three budgets)", builds, unpacedDispatches)
+	}
+	var fanOut bool
+	switch v := os.Getenv(benchWebhooksEnv); v {
+	case "", "balanced":
+	case "fanout":
+		fanOut = true
+	default:
+		b.Fatalf("%s=%q: want balanced or fanout", benchWebhooksEnv, v)
+	}
 	bin := deskforgeBinary(b)
 
 	results := map[int]replicaRun{}
@@ -76,7 +114,7 @@ func BenchmarkReplicas(b *testing.B) {
 		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
 			var sum replicaRun
 			for range b.N {
-				sum.add(runReplicas(b, bin, n, builds))
+				sum.add(runReplicas(b, bin, n, builds, fanOut))
 			}
 			results[n] = sum
 			b.ReportMetric(sum.buildsPerMinute(), "builds/min")
@@ -93,14 +131,14 @@ func BenchmarkReplicas(b *testing.B) {
 	}
 	// Printed, not logged: a benchmark with sub-benchmarks prints no log
 	// of its own.
-	fmt.Printf("three replicas vs one (%d builds each, load average %s before the 3-replica run):\n"+
+	fmt.Printf("three replicas vs one (%d builds each, webhooks %s, load average %s before the last 3-replica run):\n"+
 		"| | 1 replica | 3 replicas | 3 vs 1 |\n|---|---:|---:|---:|\n"+
 		"| builds/min | %.0f | %.0f | %.2f |\n"+
 		"| GitHub requests/build (rate-limited) | %.2f | %.2f | %.2f |\n"+
 		"| dispatches/build | %.2f | %.2f | |\n"+
 		"| serve CPU ms/build | %.1f | %.1f | %.2f |\n"+
 		"| PostgreSQL CPU ms/build | %.1f | %.1f | %.2f |\n",
-		builds, three.load,
+		three.builds, map[bool]string{false: "balanced", true: "fanout"}[fanOut], three.load,
 		one.buildsPerMinute(), three.buildsPerMinute(), three.buildsPerMinute()/one.buildsPerMinute(),
 		one.perBuild(one.counted), three.perBuild(three.counted), three.perBuild(three.counted)/one.perBuild(one.counted),
 		one.perBuild(one.dispatches), three.perBuild(three.dispatches),
@@ -119,8 +157,10 @@ type replicaRun struct {
 	notMod     float64       // of which the replicas saw answered 304
 	counted    float64       // requests - notMod
 	dispatches float64
+	deliveries float64 // webhook deliveries the simulator sent in the window
 	byRoute    map[string]int
 	serveCPU   time.Duration // user+system CPU of the serve processes in the window
+	idleCPU    float64       // their CPU share (of one core) idle, before the window
 	simCPU     time.Duration
 	pgCPU      time.Duration // backends of the database, approximately (see pgBackendCPU)
 	machine    float64       // busy share of all cores in the window
@@ -139,10 +179,11 @@ func (r *replicaRun) add(o replicaRun) {
 	r.notMod += o.notMod
 	r.counted += o.counted
 	r.dispatches += o.dispatches
+	r.deliveries += o.deliveries
 	r.serveCPU += o.serveCPU
 	r.simCPU += o.simCPU
 	r.pgCPU += o.pgCPU
-	r.machine, r.cores, r.active, r.load = o.machine, o.cores, o.active, o.load
+	r.machine, r.cores, r.active, r.load, r.idleCPU = o.machine, o.cores, o.active, o.load, o.idleCPU
 	if r.byRoute == nil {
 		r.byRoute, r.waits = map[string]int{}, map[string]int{}
 	}
@@ -173,13 +214,13 @@ func (r replicaRun) detail() string {
 	}
 	slices.Sort(waits)
 	return fmt.Sprintf("wall %s (triggers answered in %s), %.0f builds/min; GitHub requests/build %.2f "+
-		"(%.2f answered 304, %.2f counted), dispatches/build %.2f; CPU ms/build: serve %.1f, sim %.1f, PostgreSQL %.1f; "+
+		"(%.2f answered 304, %.2f counted), dispatches/build %.2f, webhook deliveries/build %.2f; CPU ms/build: serve %.1f, sim %.1f, PostgreSQL %.1f; serve processes idle: %.1f%% of a core; "+
 		"machine busy %.0f%% of %d cores; active PostgreSQL backends %.1f on average, their waits: [%s]; "+
 		"requests/build by route: [%s]; load average before: %s",
 		r.wall.Round(10*time.Millisecond), r.triggering.Round(10*time.Millisecond), r.buildsPerMinute(),
-		r.perBuild(r.requests), r.perBuild(r.notMod), r.perBuild(r.counted), r.perBuild(r.dispatches),
+		r.perBuild(r.requests), r.perBuild(r.notMod), r.perBuild(r.counted), r.perBuild(r.dispatches), r.perBuild(r.deliveries),
 		r.perBuild(float64(r.serveCPU.Milliseconds())), r.perBuild(float64(r.simCPU.Milliseconds())),
-		r.perBuild(float64(r.pgCPU.Milliseconds())),
+		r.perBuild(float64(r.pgCPU.Milliseconds())), 100*r.idleCPU,
 		100*r.machine, r.cores, r.active, strings.Join(waits, ", "), strings.Join(routes, "; "), r.load)
 }
 
@@ -194,15 +235,32 @@ func (r replicaRun) samplesActive() int {
 // runReplicas starts a simulator and n serve processes on a fresh schema,
 // triggers builds and measures them; the processes stop and the schema is
 // dropped when b's cleanup runs (the end of the sub-benchmark).
-func runReplicas(b *testing.B, bin string, n, builds int) replicaRun {
+func runReplicas(b *testing.B, bin string, n, builds int, fanOut bool) replicaRun {
 	b.StopTimer()
 	dbURL := dbtest.PostgresURL(b)
 	ports := make([]string, n)
 	metricsPorts := make([]string, n)
 	simArgs := []string{"--listen", "127.0.0.1:0", "--timing", "fast", "--faults", "secondary=100000,primary=1000000"}
+	balancer := &webhookBalancer{}
 	for i := range ports {
 		ports[i], metricsPorts[i] = freePort(b), freePort(b)
-		simArgs = append(simArgs, "--webhook-url", "http://127.0.0.1:"+ports[i]+"/webhooks/github")
+		replicaURL := "http://127.0.0.1:" + ports[i]
+		if fanOut {
+			simArgs = append(simArgs, "--webhook-url", replicaURL+"/webhooks/github")
+			continue
+		}
+		u, err := url.Parse(replicaURL)
+		require.NoError(b, err)
+		proxy := httputil.NewSingleHostReverseProxy(u)
+		// The simulator's first delivery (a ping, not counted) comes
+		// before the replicas listen: answered 502 without a log line.
+		proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
+		balancer.replicas = append(balancer.replicas, proxy)
+	}
+	if !fanOut {
+		lb := httptest.NewServer(balancer)
+		defer lb.Close()
+		simArgs = append(simArgs, "--webhook-url", lb.URL+"/webhooks/github")
 	}
 	sim := startSim(b, bin, nil, simArgs...)
 	base := map[string]string{
@@ -248,8 +306,12 @@ func runReplicas(b *testing.B, bin string, n, builds int) replicaRun {
 	require.NoError(b, err)
 	defer conn.Close(ctx)
 	// Let the replicas settle (leader election, first periodic jobs) so
-	// the window holds the builds' work.
+	// the window holds the builds' work, then measure what they cost idle.
 	time.Sleep(3 * time.Second)
+	const idleWindow = 3 * time.Second
+	idleBefore := processCPU(b, replicas)
+	time.Sleep(idleWindow)
+	idle := processCPU(b, replicas) - idleBefore
 
 	load := loadAverage(b)
 	statsBefore := sim.stats(b)
@@ -354,11 +416,12 @@ func runReplicas(b *testing.B, bin string, n, builds int) replicaRun {
 		require.Equal(b, 1, statsAfter.Dispatches[id]-statsBefore.Dispatches[id], "build %s dispatched once", id)
 	}
 	require.Len(b, statsAfter.Dispatches, builds, "no run for anything but these builds")
+	require.Zero(b, statsAfter.Webhooks.Lost, "webhook deliveries no replica took: %+v", statsAfter.Webhooks)
 
 	out := replicaRun{
 		builds: builds, wall: wall, triggering: triggering, byRoute: map[string]int{},
 		serveCPU: serveAfter - serveBefore, simCPU: simAfter - simBefore,
-		load: load, waits: waits, samples: samples,
+		load: load, waits: waits, samples: samples, idleCPU: float64(idle) / float64(idleWindow),
 	}
 	for route, v := range statsAfter.Requests {
 		if d := v - statsBefore.Requests[route]; d > 0 {
@@ -371,6 +434,7 @@ func runReplicas(b *testing.B, bin string, n, builds int) replicaRun {
 	for id, v := range statsAfter.Dispatches {
 		out.dispatches += float64(v - statsBefore.Dispatches[id])
 	}
+	out.deliveries = float64(statsAfter.Webhooks.Sent - statsBefore.Webhooks.Sent)
 	out.notMod = notModAfter - notModBefore
 	out.counted = out.requests - out.notMod
 	for pid, after := range pgAfter {
@@ -382,6 +446,17 @@ func runReplicas(b *testing.B, bin string, n, builds int) replicaRun {
 		out.active = float64(active) / float64(samples)
 	}
 	return out
+}
+
+// webhookBalancer stands for the load balancer in front of the replicas:
+// it passes each request to the next replica in turn.
+type webhookBalancer struct {
+	replicas []*httputil.ReverseProxy
+	next     atomic.Uint64
+}
+
+func (l *webhookBalancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.replicas[(l.next.Add(1)-1)%uint64(len(l.replicas))].ServeHTTP(w, r)
 }
 
 // isAPIRoute says whether a simulator route is GitHub's REST API, whose
