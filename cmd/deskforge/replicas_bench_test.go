@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -99,14 +100,11 @@ func BenchmarkReplicas(b *testing.B) {
 		b.Logf("%d builds per run: past %d, one process's GitHub client paces dispatches to one every 8 s, "+
 			"so the runs measure that pacing (three replicas have three budgets)", builds, unpacedDispatches)
 	}
-	var fanOut bool
-	switch v := os.Getenv(benchWebhooksEnv); v {
-	case "", "balanced":
-	case "fanout":
-		fanOut = true
-	default:
-		b.Fatalf("%s=%q: want balanced or fanout", benchWebhooksEnv, v)
+	webhooks := cmp.Or(os.Getenv(benchWebhooksEnv), "balanced")
+	if webhooks != "balanced" && webhooks != "fanout" {
+		b.Fatalf("%s=%q: want balanced or fanout", benchWebhooksEnv, webhooks)
 	}
+	fanOut := webhooks == "fanout"
 	bin := deskforgeBinary(b)
 
 	results := map[int]replicaRun{}
@@ -138,17 +136,19 @@ func BenchmarkReplicas(b *testing.B) {
 		"| dispatches/build | %.2f | %.2f | |\n"+
 		"| serve CPU ms/build | %.1f | %.1f | %.2f |\n"+
 		"| PostgreSQL CPU ms/build | %.1f | %.1f | %.2f |\n",
-		three.builds, map[bool]string{false: "balanced", true: "fanout"}[fanOut], three.load,
+		three.builds, webhooks, three.load,
 		one.buildsPerMinute(), three.buildsPerMinute(), three.buildsPerMinute()/one.buildsPerMinute(),
 		one.perBuild(one.counted), three.perBuild(three.counted), three.perBuild(three.counted)/one.perBuild(one.counted),
 		one.perBuild(one.dispatches), three.perBuild(three.dispatches),
 		one.perBuild(float64(one.serveCPU.Milliseconds())), three.perBuild(float64(three.serveCPU.Milliseconds())),
-		float64(three.serveCPU)/float64(one.serveCPU),
+		three.perBuild(float64(three.serveCPU))/one.perBuild(float64(one.serveCPU)),
 		one.perBuild(float64(one.pgCPU.Milliseconds())), three.perBuild(float64(three.pgCPU.Milliseconds())),
-		float64(three.pgCPU)/float64(one.pgCPU))
+		three.perBuild(float64(three.pgCPU))/one.perBuild(float64(one.pgCPU)))
 }
 
-// replicaRun is what one configuration measured (summed over iterations).
+// replicaRun is what one configuration measured: counts and times summed
+// over iterations, shares and averages (machine, idleCPU, active, load) of
+// the last.
 type replicaRun struct {
 	builds     int
 	wall       time.Duration // first trigger to every build terminal
@@ -167,7 +167,6 @@ type replicaRun struct {
 	cores      int
 	active     float64        // mean active PostgreSQL backends of the database
 	waits      map[string]int // samples of active backends by wait event type
-	samples    int
 	load       string
 }
 
@@ -193,7 +192,6 @@ func (r *replicaRun) add(o replicaRun) {
 	for k, v := range o.waits {
 		r.waits[k] += v
 	}
-	r.samples += o.samples
 }
 
 func (r replicaRun) buildsPerMinute() float64 {
@@ -421,7 +419,7 @@ func runReplicas(b *testing.B, bin string, n, builds int, fanOut bool) replicaRu
 	out := replicaRun{
 		builds: builds, wall: wall, triggering: triggering, byRoute: map[string]int{},
 		serveCPU: serveAfter - serveBefore, simCPU: simAfter - simBefore,
-		load: load, waits: waits, samples: samples, idleCPU: float64(idle) / float64(idleWindow),
+		load: load, waits: waits, idleCPU: float64(idle) / float64(idleWindow),
 	}
 	for route, v := range statsAfter.Requests {
 		if d := v - statsBefore.Requests[route]; d > 0 {
