@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 }
 
 // deskforgeBinary builds the deskforge command once and returns its path.
-func deskforgeBinary(t *testing.T) string {
+func deskforgeBinary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the deskforge binary: skipped in -short mode")
@@ -66,7 +66,7 @@ func deskforgeBinary(t *testing.T) string {
 
 // demoProcess is one `deskforge serve --demo` process.
 type demoProcess struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	base    string // http://127.0.0.1:port
 	key     string
@@ -240,7 +240,7 @@ func runsInLog(msgs []string) []string {
 	return runs
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

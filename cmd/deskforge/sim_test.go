@@ -34,7 +34,7 @@ func cleanEnv(env map[string]string) []string {
 }
 
 // runCLI runs one deskforge command to completion and returns its stdout.
-func runCLI(t *testing.T, bin string, env map[string]string, args ...string) string {
+func runCLI(t testing.TB, bin string, env map[string]string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = cleanEnv(env)
@@ -57,7 +57,7 @@ var exportRe = regexp.MustCompile(`^export (DESKFORGE_[A-Z_]+)=(\S+)$`)
 
 // startSim starts `deskforge sim` with args and reads the four export
 // lines it prints.
-func startSim(t *testing.T, bin string, env map[string]string, args ...string) *simProcess {
+func startSim(t testing.TB, bin string, env map[string]string, args ...string) *simProcess {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"sim"}, args...)...)
 	cmd.Env = cleanEnv(env)
@@ -118,7 +118,7 @@ type devNull struct{}
 func (devNull) Write(p []byte) (int, error) { return len(p), nil }
 
 // stats reads GET /_sim/stats.
-func (p *simProcess) stats(t *testing.T) simStats {
+func (p *simProcess) stats(t testing.TB) simStats {
 	t.Helper()
 	resp, err := http.Get(strings.TrimSuffix(p.env["DESKFORGE_GITHUB_API_URL"], "/") + simStatsPath)
 	require.NoError(t, err)
@@ -131,7 +131,7 @@ func (p *simProcess) stats(t *testing.T) simStats {
 
 // startServe starts `deskforge serve` (GitHub mode) with env and waits
 // until it answers /readyz.
-func startServe(t *testing.T, bin, name string, env map[string]string) *demoProcess {
+func startServe(t testing.TB, bin, name string, env map[string]string) *demoProcess {
 	t.Helper()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = cleanEnv(env)
