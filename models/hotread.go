@@ -37,7 +37,7 @@ func (r sqlRows) Close() { _ = r.Rows.Close() }
 func (db *DB) queryHot(ctx context.Context, query string, args ...any) (hotRows, error) {
 	ctx = bounded(ctx)
 	if db.Dialect == DialectPostgres {
-		rows, err := db.pgPool.Query(ctx, rebindPostgres(query), args...)
+		rows, err := db.pgPool.Query(ctx, rebindPostgres(query), args...) //nolint:sqlclosecheck // returned to the caller, which closes it (getHot, listHot)
 		if err != nil {
 			return nil, err
 		}
