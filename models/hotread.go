@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // The API's hot reads (a build, a page of builds, its total, whether a
@@ -37,7 +40,7 @@ func (r sqlRows) Close() { _ = r.Rows.Close() }
 func (db *DB) queryHot(ctx context.Context, query string, args ...any) (hotRows, error) {
 	ctx = bounded(ctx)
 	if db.Dialect == DialectPostgres {
-		rows, err := db.pgPool.Query(ctx, rebindPostgres(query), args...)
+		rows, err := db.pgPool.Query(ctx, postgresQuery(query), args...)
 		if err != nil {
 			return nil, err
 		}
@@ -71,6 +74,74 @@ func (db *DB) getHot(ctx context.Context, query string, args []any, scan func(ho
 		return fmt.Errorf("scan: %w", err)
 	}
 	return rows.Err()
+}
+
+// hotQuery is one statement of readHot: the query (placeholders written
+// ?), its arguments, and what reads its rows.
+type hotQuery struct {
+	query string
+	args  []any
+	read  func(hotRows) error
+}
+
+// readHot runs hot reads in order and hands each one's rows to its read.
+// On PostgreSQL they go in one pipelined batch on one connection, so all
+// of them cost one round trip. It does not watch ctx's cancellation (see
+// bounded).
+func (db *DB) readHot(ctx context.Context, queries ...hotQuery) error {
+	ctx = bounded(ctx)
+	if db.Dialect != DialectPostgres {
+		for _, q := range queries {
+			rows, err := db.queryHot(ctx, q.query, q.args...)
+			if err != nil {
+				return err
+			}
+			if err := readRows(rows, q.read); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var batch pgx.Batch
+	for _, q := range queries {
+		batch.Queue(postgresQuery(q.query), q.args...)
+	}
+	results := db.pgPool.SendBatch(ctx, &batch)
+	for _, q := range queries {
+		rows, err := results.Query()
+		if err == nil {
+			err = readRows(rows, q.read)
+		}
+		if err != nil {
+			_ = results.Close() // the first error is the one to report
+			return err
+		}
+	}
+	return results.Close()
+}
+
+// readRows hands rows to read and closes them.
+func readRows(rows hotRows, read func(hotRows) error) error {
+	defer rows.Close()
+	if err := read(rows); err != nil {
+		return err
+	}
+	return rows.Err()
+}
+
+// postgresQueries remembers the hot reads rewritten for PostgreSQL: there
+// are a few dozen (the filters' combinations), and rewriting one cost more
+// than looking it up.
+var postgresQueries sync.Map // query with ? → query with $n
+
+// postgresQuery is rebindPostgres(query), remembered.
+func postgresQuery(query string) string {
+	if q, ok := postgresQueries.Load(query); ok {
+		return q.(string)
+	}
+	q := rebindPostgres(query)
+	postgresQueries.Store(query, q)
+	return q
 }
 
 // rebindPostgres turns ? placeholders into PostgreSQL's $n.
