@@ -40,13 +40,13 @@ func (r sqlRows) Close() { _ = r.Rows.Close() }
 func (db *DB) queryHot(ctx context.Context, query string, args ...any) (hotRows, error) {
 	ctx = bounded(ctx)
 	if db.Dialect == DialectPostgres {
-		rows, err := db.pgPool.Query(ctx, postgresQuery(query), args...)
+		rows, err := db.pgPool.Query(ctx, postgresQuery(query), args...) //nolint:sqlclosecheck // the caller closes hotRows (getHot, readRows)
 		if err != nil {
 			return nil, err
 		}
 		return rows, nil
 	}
-	rows, err := db.SQL.QueryContext(ctx, query, args...) //nolint:rowserrcheck // the caller checks hotRows.Err (getHot, listHot)
+	rows, err := db.SQL.QueryContext(ctx, query, args...) //nolint:rowserrcheck // the caller checks hotRows.Err (getHot, readRows)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func (db *DB) readHot(ctx context.Context, queries ...hotQuery) error {
 	}
 	results := db.pgPool.SendBatch(ctx, &batch)
 	for _, q := range queries {
-		rows, err := results.Query()
+		rows, err := results.Query() //nolint:sqlclosecheck // readRows closes them
 		if err == nil {
 			err = readRows(rows, q.read)
 		}

@@ -145,11 +145,12 @@ func appendJSONTime(dst []byte, t *time.Time) []byte {
 		return append(dst, '"')
 	}
 	hour, minute, second := u.Clock()
+	const digits = "0123456789"
 	return append(dst, '"',
-		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
-		byte('0'+int(month)/10), byte('0'+int(month)%10), '-', byte('0'+day/10), byte('0'+day%10), 'T',
-		byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+minute/10), byte('0'+minute%10), ':',
-		byte('0'+second/10), byte('0'+second%10), 'Z', '"')
+		digits[year/1000], digits[year/100%10], digits[year/10%10], digits[year%10], '-',
+		digits[month/10], digits[month%10], '-', digits[day/10], digits[day%10], 'T',
+		digits[hour/10], digits[hour%10], ':', digits[minute/10], digits[minute%10], ':',
+		digits[second/10], digits[second%10], 'Z', '"')
 }
 
 // appendJSONString appends s as encoding/json encodes a string: as it is
