@@ -40,13 +40,13 @@ func (r sqlRows) Close() { _ = r.Rows.Close() }
 func (db *DB) queryHot(ctx context.Context, query string, args ...any) (hotRows, error) {
 	ctx = bounded(ctx)
 	if db.Dialect == DialectPostgres {
-		rows, err := db.pgPool.Query(ctx, postgresQuery(query), args...) //nolint:sqlclosecheck // the caller closes hotRows (getHot, readRows)
+		rows, err := db.pgPool.Query(ctx, rebindPostgres(query), args...) //nolint:sqlclosecheck // returned to the caller, which closes it (getHot, listHot)
 		if err != nil {
 			return nil, err
 		}
 		return rows, nil
 	}
-	rows, err := db.SQL.QueryContext(ctx, query, args...) //nolint:rowserrcheck // the caller checks hotRows.Err (getHot, readRows)
+	rows, err := db.SQL.QueryContext(ctx, query, args...) //nolint:rowserrcheck // the caller checks hotRows.Err (getHot, listHot)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func (db *DB) readHot(ctx context.Context, queries ...hotQuery) error {
 	}
 	var batch pgx.Batch
 	for _, q := range queries {
-		batch.Queue(postgresQuery(q.query), q.args...)
+		batch.Queue(rebindPostgres(q.query), q.args...)
 	}
 	results := db.pgPool.SendBatch(ctx, &batch)
 	for _, q := range queries {
@@ -134,18 +134,18 @@ func readRows(rows hotRows, read func(hotRows) error) error {
 // than looking it up.
 var postgresQueries sync.Map // query with ? → query with $n
 
-// postgresQuery is rebindPostgres(query), remembered.
-func postgresQuery(query string) string {
+// rebindPostgres turns ? placeholders into PostgreSQL's $n (remembered).
+func rebindPostgres(query string) string {
 	if q, ok := postgresQueries.Load(query); ok {
 		return q.(string)
 	}
-	q := rebindPostgres(query)
+	q := numberPlaceholders(query)
 	postgresQueries.Store(query, q)
 	return q
 }
 
-// rebindPostgres turns ? placeholders into PostgreSQL's $n.
-func rebindPostgres(query string) string {
+// numberPlaceholders turns ? placeholders into $1, $2, ….
+func numberPlaceholders(query string) string {
 	var b strings.Builder
 	n := 0
 	for _, r := range query {
