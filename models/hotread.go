@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // The API's hot reads (a build, a page of builds, its total, whether a
@@ -73,8 +76,76 @@ func (db *DB) getHot(ctx context.Context, query string, args []any, scan func(ho
 	return rows.Err()
 }
 
-// rebindPostgres turns ? placeholders into PostgreSQL's $n.
+// hotQuery is one statement of readHot: the query (placeholders written
+// ?), its arguments, and what reads its rows.
+type hotQuery struct {
+	query string
+	args  []any
+	read  func(hotRows) error
+}
+
+// readHot runs hot reads in order and hands each one's rows to its read.
+// On PostgreSQL they go in one pipelined batch on one connection, so all
+// of them cost one round trip. It does not watch ctx's cancellation (see
+// bounded).
+func (db *DB) readHot(ctx context.Context, queries ...hotQuery) error {
+	ctx = bounded(ctx)
+	if db.Dialect != DialectPostgres {
+		for _, q := range queries {
+			rows, err := db.queryHot(ctx, q.query, q.args...)
+			if err != nil {
+				return err
+			}
+			if err := readRows(rows, q.read); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var batch pgx.Batch
+	for _, q := range queries {
+		batch.Queue(rebindPostgres(q.query), q.args...)
+	}
+	results := db.pgPool.SendBatch(ctx, &batch)
+	for _, q := range queries {
+		rows, err := results.Query() //nolint:sqlclosecheck // readRows closes them
+		if err == nil {
+			err = readRows(rows, q.read)
+		}
+		if err != nil {
+			_ = results.Close() // the first error is the one to report
+			return err
+		}
+	}
+	return results.Close()
+}
+
+// readRows hands rows to read and closes them.
+func readRows(rows hotRows, read func(hotRows) error) error {
+	defer rows.Close()
+	if err := read(rows); err != nil {
+		return err
+	}
+	return rows.Err()
+}
+
+// postgresQueries remembers the hot reads rewritten for PostgreSQL: there
+// are a few dozen (the filters' combinations), and rewriting one cost more
+// than looking it up.
+var postgresQueries sync.Map // query with ? → query with $n
+
+// rebindPostgres turns ? placeholders into PostgreSQL's $n (remembered).
 func rebindPostgres(query string) string {
+	if q, ok := postgresQueries.Load(query); ok {
+		return q.(string)
+	}
+	q := numberPlaceholders(query)
+	postgresQueries.Store(query, q)
+	return q
+}
+
+// numberPlaceholders turns ? placeholders into $1, $2, ….
+func numberPlaceholders(query string) string {
 	var b strings.Builder
 	n := 0
 	for _, r := range query {

@@ -306,3 +306,86 @@ func TestBuildSummaryTimes(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildSummaryMatchesBuild reads the API's columns of builds holding
+// every kind of value (NULLs, empty and awkward text, the separator of
+// SQLite's packed columns in the free-text ones) as GORM reads the whole
+// build, through GetBuildSummary, ListBuilds and ReadBuildPage.
+func TestBuildSummaryMatchesBuild(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := dbtest.Open(t, dialect)
+			store := models.NewStore(db)
+			p := models.Project{Name: "Summary App", URL: "https://example.com", Version: "1.0.0", Platforms: "mac,windows,linux"}
+			require.NoError(t, store.CreateProject(ctx, &p))
+			started := time.Date(2024, 1, 20, 10, 1, 0, 123456000, time.UTC)
+			completed := started.Add(90 * time.Second)
+			size := int64(45678912)
+			retryOf := models.NewID("build")
+			awkward := "a\x1fb \"quoted\" <html> & ünïcode\n\ttab"
+			builds := []models.Build{
+				{ID: models.NewID("build"), ProjectID: p.ID, Version: "1.0.0", Platform: "mac", Arch: "x64", Status: models.StatusQueued},
+				{ID: models.NewID("build"), ProjectID: p.ID, Version: "2.0.0-" + awkward, Platform: "linux", Arch: "arm64",
+					Status: models.StatusBuilding, StartedAt: &started, ProgressStep: 2, ProgressSteps: 5, ProgressName: awkward, LogSeq: 42},
+				{ID: models.NewID("build"), ProjectID: p.ID, Version: "1.0.0", Platform: "windows", Arch: "x64", Status: models.StatusFailed,
+					StartedAt: &started, CompletedAt: &completed, FailureReason: awkward, ErrorCode: "step_failed", ErrorStep: awkward, RetryOf: &retryOf},
+				{ID: models.NewID("build"), ProjectID: p.ID, Version: "1.0.0", Platform: "mac", Arch: "arm64", Status: models.StatusSuccess,
+					StartedAt: &started, CompletedAt: &completed, ArtifactName: awkward + ".dmg", ArtifactSize: &size, LogSeq: 9000000000},
+			}
+			for i := range builds {
+				require.NoError(t, db.Gorm.Create(&builds[i]).Error)
+			}
+			apiView := func(b models.Build) models.Build {
+				return models.Build{ID: b.ID, ProjectID: b.ProjectID, Version: b.Version, Platform: b.Platform, Arch: b.Arch,
+					Status: b.Status, RetryOf: b.RetryOf, CreatedAt: b.CreatedAt.UTC(), StartedAt: utc(b.StartedAt),
+					CompletedAt: utc(b.CompletedAt), ArtifactName: b.ArtifactName, ArtifactSize: b.ArtifactSize,
+					ProgressStep: b.ProgressStep, ProgressSteps: b.ProgressSteps, ProgressName: b.ProgressName, LogSeq: b.LogSeq,
+					FailureReason: b.FailureReason, ErrorCode: b.ErrorCode, ErrorStep: b.ErrorStep}
+			}
+			var want []models.Build
+			for i := len(builds) - 1; i >= 0; i-- {
+				full, err := store.GetBuild(ctx, builds[i].ID)
+				require.NoError(t, err)
+				summary, err := store.GetBuildSummary(ctx, builds[i].ID)
+				require.NoError(t, err)
+				require.Equal(t, apiView(full), apiView(summary))
+				want = append(want, apiView(full))
+			}
+			listed, next, err := store.ListBuilds(ctx, models.BuildFilter{ProjectID: p.ID, Limit: 3})
+			require.NoError(t, err)
+			require.Equal(t, builds[1].ID, next)
+			require.Len(t, listed, 3)
+			for i := range listed {
+				require.Equal(t, want[i], apiView(listed[i]))
+			}
+			page, err := store.ReadBuildPage(ctx, models.BuildFilter{ProjectID: p.ID, Limit: 3, Cursor: next})
+			require.NoError(t, err)
+			require.True(t, page.ProjectExists)
+			require.Equal(t, int64(4), page.Total)
+			require.Empty(t, page.Next)
+			require.Len(t, page.Builds, 1)
+			require.Equal(t, want[3], apiView(page.Builds[0]))
+
+			missing, err := store.ReadBuildPage(ctx, models.BuildFilter{ProjectID: models.NewID("proj"), Limit: 3})
+			require.NoError(t, err)
+			require.Equal(t, models.BuildPage{Builds: []models.Build{}}, missing)
+			all, err := store.ReadBuildPage(ctx, models.BuildFilter{Status: models.StatusFailed, Limit: 3})
+			require.NoError(t, err)
+			require.True(t, all.ProjectExists)
+			require.Equal(t, int64(1), all.Total)
+			require.Len(t, all.Builds, 1)
+			require.Equal(t, want[1], apiView(all.Builds[0]))
+		})
+	}
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

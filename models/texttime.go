@@ -113,39 +113,15 @@ func parseStoredTimeFast(s string) (time.Time, bool) {
 	return t, true
 }
 
-// textTime scans a timestamp read as text (or as a time) into *t.
-type textTime struct{ t *time.Time }
-
-func (d textTime) Scan(src any) error {
-	switch v := src.(type) {
-	case time.Time:
-		*d.t = v
-		return nil
-	case string:
-		t, err := parseStoredTime(v)
-		*d.t = t
-		return err
-	case []byte:
-		t, err := parseStoredTime(string(v))
-		*d.t = t
-		return err
+// parseStoredTimePtr is parseStoredTime for a nullable timestamp read as
+// text, "" for NULL.
+func parseStoredTimePtr(s string) (*time.Time, error) {
+	if s == "" {
+		return nil, nil
 	}
-	return fmt.Errorf("timestamp: cannot read %T", src)
-}
-
-// textTimePtr scans a nullable timestamp read as text into *t (nil for
-// NULL).
-type textTimePtr struct{ t **time.Time }
-
-func (d textTimePtr) Scan(src any) error {
-	if src == nil {
-		*d.t = nil
-		return nil
+	t, err := parseStoredTime(s)
+	if err != nil {
+		return nil, err
 	}
-	var t time.Time
-	if err := (textTime{&t}).Scan(src); err != nil {
-		return err
-	}
-	*d.t = &t
-	return nil
+	return &t, nil
 }

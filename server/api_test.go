@@ -425,6 +425,12 @@ func TestAPIPaginationWhileInserting(t *testing.T) {
 			}
 			r = b.do(t, http.MethodGet, base+"?limit=200", b.adminKey, nil)
 			require.Len(t, r.json(t)["builds"], 200)
+			// An unknown project is a 404 before its filters are judged.
+			missing := "/projects/" + models.NewID("proj") + "/builds"
+			for _, q := range []string{"", "?status=failed", "?limit=0", "?status=done"} {
+				r := b.do(t, http.MethodGet, missing+q, b.adminKey, nil)
+				require.Equal(t, http.StatusNotFound, r.status, q)
+			}
 		})
 	})
 }

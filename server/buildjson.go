@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -72,7 +73,7 @@ func (s *Server) appendBuild(dst []byte, b *models.Build) []byte {
 		dst = append(dst, `,"artifactUrl":null,"artifactSize":null`...)
 	}
 	dst = append(dst, `,"buildLog":`...)
-	dst = appendJSONString(dst, s.publicURL+"/builds/"+b.ID+"/logs")
+	dst = appendJSONStrings(dst, s.publicURL, "/builds/", b.ID, "/logs")
 	if b.RetryOf != nil {
 		dst = append(dst, `,"retryOf":`...)
 		dst = appendJSONString(dst, *b.RetryOf)
@@ -129,14 +130,27 @@ func (s *Server) appendBuildList(dst []byte, builds []models.Build, total int64,
 	return append(dst, '}')
 }
 
-// appendJSONTime appends t as timeFormat in UTC, or null.
+// appendJSONTime appends t as timeFormat in UTC, or null. Years 0-9999
+// are written digit by digit (time.Time.AppendFormat interprets its layout
+// on every call: a tenth of the encoding of a page).
 func appendJSONTime(dst []byte, t *time.Time) []byte {
 	if t == nil {
 		return append(dst, "null"...)
 	}
-	dst = append(dst, '"')
-	dst = t.UTC().AppendFormat(dst, timeFormat)
-	return append(dst, '"')
+	u := t.UTC()
+	year, month, day := u.Date()
+	if year < 0 || year > 9999 {
+		dst = append(dst, '"')
+		dst = u.AppendFormat(dst, timeFormat)
+		return append(dst, '"')
+	}
+	hour, minute, second := u.Clock()
+	const digits = "0123456789"
+	return append(dst, '"',
+		digits[year/1000], digits[year/100%10], digits[year/10%10], digits[year%10], '-',
+		digits[month/10], digits[month%10], '-', digits[day/10], digits[day%10], 'T',
+		digits[hour/10], digits[hour%10], ':', digits[minute/10], digits[minute%10], ':',
+		digits[second/10], digits[second%10], 'Z', '"')
 }
 
 // appendJSONString appends s as encoding/json encodes a string: as it is
@@ -144,14 +158,40 @@ func appendJSONTime(dst []byte, t *time.Time) []byte {
 // through encoding/json itself (HTML characters, control characters,
 // non-ASCII text and invalid UTF-8 included).
 func appendJSONString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s) // a string always encodes
-			return append(dst, b...)
-		}
+	if needsJSONEscape(s) {
+		b, _ := json.Marshal(s) // a string always encodes
+		return append(dst, b...)
 	}
 	dst = append(dst, '"')
 	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// needsJSONEscape reports whether s holds a byte that encoding/json would
+// not write as it is (control characters, non-ASCII, quotes, backslashes,
+// HTML characters).
+func needsJSONEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return true
+		}
+	}
+	return false
+}
+
+// appendJSONStrings appends the concatenation of parts as encoding/json
+// encodes a string, without building the concatenation when no part needs
+// an escape.
+func appendJSONStrings(dst []byte, parts ...string) []byte {
+	for _, p := range parts {
+		if needsJSONEscape(p) {
+			return appendJSONString(dst, strings.Join(parts, ""))
+		}
+	}
+	dst = append(dst, '"')
+	for _, p := range parts {
+		dst = append(dst, p...)
+	}
 	return append(dst, '"')
 }
 

@@ -54,10 +54,22 @@ func TestAppendBuildMatchesEncodingJSON(t *testing.T) {
 		cancelled.Status, cancelled.CompletedAt = models.StatusCancelled, at(5)
 		builds = append(builds, queued, building, success, noSize, noArtifact, failed, failedBare, cancelled)
 	}
-	for _, b := range builds {
-		want, err := json.Marshal(s.buildJSON(b))
+	for _, publicURL := range []string{s.publicURL, "https://example.test/deskforge?a=<b>&c=ü"} {
+		s := &Server{publicURL: publicURL, links: links}
+		for _, b := range builds {
+			want, err := json.Marshal(s.buildJSON(b))
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(s.appendBuild(nil, &b)))
+		}
+	}
+	for _, tm := range []time.Time{
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 0, time.FixedZone("W", -3600)), time.Date(-5, 3, 1, 1, 2, 3, 0, time.UTC),
+		time.Date(2024, 2, 29, 9, 8, 7, 0, time.FixedZone("NPT", 5*3600+45*60)),
+	} {
+		want, err := json.Marshal(formatTime(tm))
 		require.NoError(t, err)
-		require.Equal(t, string(want), string(s.appendBuild(nil, &b)))
+		require.Equal(t, string(want), string(appendJSONTime(nil, &tm)), "%s", tm)
 	}
 	for _, next := range []string{"", "build_01hqa0000000000000000000000"} {
 		resp := buildListResponse{Builds: []buildResponse{}, Total: 123456789, NextCursor: nil}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/templates"
@@ -221,8 +220,8 @@ func (s *Server) createBuild(c *gin.Context) {
 
 func (s *Server) listBuilds(c *gin.Context) {
 	projectID := c.Param("id")
-	if err := s.requireProjectForCaller(c, projectID); err != nil {
-		s.renderError(c, err)
+	if !canSeeProject(c, projectID) {
+		s.renderError(c, fmt.Errorf("project %s: %w", projectID, models.ErrNotFound))
 		return
 	}
 	s.renderBuildList(c, projectID)
@@ -244,37 +243,32 @@ func (s *Server) listAllBuilds(c *gin.Context) {
 }
 
 // renderBuildList answers a page of the builds of projectID ("" = every
-// project) selected by the query's filters.
+// project) selected by the query's filters; 404 when projectID does not
+// exist, whatever the filters.
 func (s *Server) renderBuildList(c *gin.Context, projectID string) {
 	f, err := buildFilterFromQuery(c, projectID)
+	if err != nil {
+		if projectID != "" {
+			if missing := s.requireProjectForCaller(c, projectID); missing != nil {
+				err = missing
+			}
+		}
+		s.renderError(c, err)
+		return
+	}
+	// The page, its total and the project's existence are one read: one
+	// round trip on PostgreSQL.
+	page, err := s.store.ReadBuildPage(c.Request.Context(), f)
+	if err == nil && !page.ProjectExists {
+		err = fmt.Errorf("project %s: %w", projectID, models.ErrNotFound)
+	}
 	if err != nil {
 		s.renderError(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	var (
-		builds []models.Build
-		next   string
-		total  int64
-	)
-	// The page and the count are independent reads: on PostgreSQL they run
-	// in parallel on two connections (SQLite serialises them on its one).
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		var err error
-		builds, next, err = s.store.ListBuilds(gctx, f)
-		return err
+	writeJSON(c, http.StatusOK, func(dst []byte) []byte {
+		return s.appendBuildList(dst, page.Builds, page.Total, page.Next)
 	})
-	g.Go(func() error {
-		var err error
-		total, err = s.store.CountBuilds(gctx, f)
-		return err
-	})
-	if err := g.Wait(); err != nil {
-		s.renderError(c, err)
-		return
-	}
-	writeJSON(c, http.StatusOK, func(dst []byte) []byte { return s.appendBuildList(dst, builds, total, next) })
 }
 
 // buildFilterFromQuery reads limit, cursor and the filters status, platform,

@@ -27,9 +27,11 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -164,11 +166,11 @@ func benchDialect(ctx context.Context, dialect, pgURL string, builds, clients, c
 	for range rounds {
 		for _, i := range run {
 			s := scenarios[i]
-			b, err := load(ctx, bare.URL, f.key, s.path, nil, clients, d/rounds)
+			b, err := load(ctx, bare.URL, f.key, s.path, nil, clients, d/rounds, nil)
 			if err != nil {
 				return fmt.Errorf("%s on bare Gin: %w", s.name, err)
 			}
-			a, err := load(ctx, api.URL, f.key, s.path, nil, clients, d/rounds)
+			a, err := load(ctx, api.URL, f.key, s.path, nil, clients, d/rounds, f.db)
 			if err != nil {
 				return fmt.Errorf("%s on DeskForge: %w", s.name, err)
 			}
@@ -178,6 +180,21 @@ func benchDialect(ctx context.Context, dialect, pgURL string, builds, clients, c
 	for _, i := range run {
 		b, a := median(bares[i]), median(apis[i])
 		fmt.Printf("| %s | %.0f | %.0f | %.0f %% | %s | %s |\n", scenarios[i].name, b.rps, a.rps, 100*a.rps/b.rps, a.p50, a.p99)
+	}
+	// CPU per request, summed over the rounds: the load on a shared
+	// machine moves it far less than the rates. The process holds the
+	// clients and the server; on PostgreSQL the database's own processes
+	// (this database's backends) come on top. On an idle machine, where
+	// both servers are CPU-bound, the rates' ratio tends to the ratio of
+	// the CPU per request.
+	fmt.Println()
+	fmt.Println("| request | bare Gin CPU/request | DeskForge CPU/request (process) | database server CPU/request | bare / DeskForge (CPU) |")
+	fmt.Println("|---|---:|---:|---:|---:|")
+	for _, i := range run {
+		bareCPU, _ := cpuPerRequest(bares[i])
+		apiCPU, dbCPU := cpuPerRequest(apis[i])
+		fmt.Printf("| %s | %.0fµs | %.0fµs | %.0fµs | %.0f %% |\n", scenarios[i].name, micros(bareCPU), micros(apiCPU), micros(dbCPU),
+			100*float64(bareCPU)/float64(apiCPU+dbCPU))
 	}
 	if slices.Contains(run, 1) && slices.Contains(run, 2) {
 		// Page 500 against page 1 of the same round, then the median.
@@ -216,7 +233,7 @@ func benchCreation(ctx context.Context, f *fixture, apiURL string, creators int,
 	body := []byte(`{"platform":"mac","arch":"arm64"}`)
 	var rs []result
 	for range rounds {
-		r, err := load(ctx, apiURL, key, path, body, creators, d/rounds)
+		r, err := load(ctx, apiURL, key, path, body, creators, d/rounds, nil)
 		if err != nil {
 			return fmt.Errorf("%s: %w", creationScenario, err)
 		}
@@ -421,6 +438,87 @@ func startBareGin(ctx context.Context, apiURL string, f *fixture) (*running, err
 type result struct {
 	rps      float64
 	p50, p99 time.Duration
+	// requests counts the measured requests; cpu is the benchmark
+	// process's CPU time over them and backendCPU the database server's
+	// (PostgreSQL's backends of this database; 0 otherwise).
+	requests        int64
+	cpu, backendCPU time.Duration
+}
+
+// cpuPerRequest sums the rounds' CPU times and requests: the process's
+// and the database server's CPU per request.
+func cpuPerRequest(rs []result) (process, backend time.Duration) {
+	var n int64
+	for _, r := range rs {
+		n += r.requests
+		process += r.cpu
+		backend += r.backendCPU
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return process / time.Duration(n), backend / time.Duration(n)
+}
+
+// micros is d in microseconds.
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// processCPU is the CPU time the benchmark process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// backendCPU returns the CPU time used so far by each PostgreSQL server
+// process serving the database of db (by pid, from /proc; the server runs
+// on this machine), or nil when db is not PostgreSQL. Other databases'
+// processes (other users of the server) are not counted.
+func backendCPU(ctx context.Context, db *models.DB) map[int]time.Duration {
+	if db.Dialect != models.DialectPostgres {
+		return nil
+	}
+	rows, err := db.SQL.QueryContext(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	cpu := map[int]time.Duration{}
+	for rows.Next() {
+		var pid int
+		if rows.Scan(&pid) != nil {
+			return nil
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields 14 and 15 (utime, stime) in clock ticks of 10 ms, counted
+		// after the command name, which ends with the last ')'.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 13 {
+			continue
+		}
+		utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+		stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+		if err1 == nil && err2 == nil {
+			cpu[pid] = time.Duration(utime+stime) * 10 * time.Millisecond
+		}
+	}
+	if rows.Err() != nil {
+		return nil
+	}
+	return cpu
+}
+
+// cpuSince is the CPU time the processes of now used since then (a
+// process absent from then started in between).
+func cpuSince(then, now map[int]time.Duration) time.Duration {
+	var d time.Duration
+	for pid, t := range now {
+		d += t - then[pid]
+	}
+	return d
 }
 
 // rounds is how many alternating bare/DeskForge rounds make a scenario.
@@ -436,7 +534,10 @@ func median(rs []result) result {
 // load runs clients goroutines sending GETs (POSTs of body when it is not
 // nil, expecting 201) for 1 s of warm-up, then d of measurement, over
 // kept-alive connections.
-func load(ctx context.Context, base, key string, path func(int) string, body []byte, clients int, d time.Duration) (result, error) {
+//
+// The CPU times of the measurement are the process's and, when db is not
+// nil, those of db's PostgreSQL backends.
+func load(ctx context.Context, base, key string, path func(int) string, body []byte, clients int, d time.Duration, db *models.DB) (result, error) {
 	method, want := http.MethodGet, http.StatusOK
 	if body != nil {
 		method, want = http.MethodPost, http.StatusCreated
@@ -497,11 +598,21 @@ func load(ctx context.Context, base, key string, path func(int) string, body []b
 		}()
 	}
 	time.Sleep(time.Second)
+	var backends0 map[int]time.Duration
+	if db != nil {
+		backends0 = backendCPU(ctx, db)
+	}
+	cpu0 := processCPU()
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(d)
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
+	var backends time.Duration
+	if db != nil {
+		backends = cpuSince(backends0, backendCPU(ctx, db))
+	}
 	stop.Store(true)
 	wg.Wait()
 	if firstErr != nil {
@@ -514,5 +625,6 @@ func load(ctx context.Context, base, key string, path func(int) string, body []b
 	pct := func(p float64) time.Duration {
 		return latencies[int(p*float64(len(latencies)-1))].Round(10 * time.Microsecond)
 	}
-	return result{rps: float64(count.Load()) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99)}, nil
+	return result{rps: float64(count.Load()) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99),
+		requests: count.Load(), cpu: cpu, backendCPU: backends}, nil
 }
