@@ -50,7 +50,12 @@ func (j *Jobs) InsertTx(ctx context.Context, tx *gorm.DB, args river.JobArgs, op
 	switch conn := tx.Statement.ConnPool.(type) {
 	case *pgTxConn:
 		if j.pg != nil {
-			return j.pg.InsertTx(ctx, conn.tx, args, opts)
+			var res *rivertype.JobInsertResult
+			err := conn.onConn(func() (err error) {
+				res, err = j.pg.InsertTx(ctx, conn.tx, args, opts)
+				return err
+			})
+			return res, err
 		}
 	case *sql.Tx:
 		if j.lite != nil {
@@ -73,7 +78,10 @@ func (j *Jobs) InsertManyTx(ctx context.Context, tx *gorm.DB, params []river.Ins
 		// Not InsertManyFastTx: with pgx it is a COPY, which fails on a
 		// unique job that exists and costs a round trip more than this
 		// one INSERT for the few jobs inserted here.
-		_, err = j.pg.InsertManyTx(ctx, conn.tx, params)
+		err = conn.onConn(func() error {
+			_, err := j.pg.InsertManyTx(ctx, conn.tx, params)
+			return err
+		})
 	case *sql.Tx:
 		if j.lite == nil {
 			return errNotStoreTx
@@ -119,10 +127,24 @@ func (c *pgTxConn) QueryRowContext(ctx context.Context, query string, args ...an
 }
 
 // Commit implements gorm.TxCommitter.
-func (c *pgTxConn) Commit() error { return c.tx.Commit(context.Background()) }
+func (c *pgTxConn) Commit() error {
+	return c.onConn(func() error { return c.tx.Commit(context.Background()) })
+}
 
 // Rollback implements gorm.TxCommitter.
-func (c *pgTxConn) Rollback() error { return c.tx.Rollback(context.Background()) }
+func (c *pgTxConn) Rollback() error {
+	return c.onConn(func() error { return c.tx.Rollback(context.Background()) })
+}
+
+// onConn runs fn, which uses the transaction through pgx, under
+// database/sql's lock of the connection (Raw), as database/sql's own
+// statements run: database/sql may close the connection from another
+// goroutine (the pool closing, a context cancelled), and pgx's connection
+// must not be used at the same time. GORM's statements cannot run inside
+// (they take that lock themselves), so each pgx step takes it on its own.
+func (c *pgTxConn) onConn(fn func() error) error {
+	return c.conn.Raw(func(any) error { return fn() })
+}
 
 // pgTransaction runs fn in one PostgreSQL transaction begun with pgx on a
 // connection of db.SQL, committed when fn returns nil and rolled back
@@ -135,39 +157,31 @@ func (db *DB) pgTransaction(ctx context.Context, fn func(tx *gorm.DB) error) err
 	// Closing returns the connection to the pool, which discards it if a
 	// transaction is still open on it.
 	defer conn.Close()
-	var pc *pgx.Conn
+	var ptx pgx.Tx
 	if err := conn.Raw(func(driverConn any) error {
 		c, ok := driverConn.(*stdlib.Conn)
 		if !ok {
 			return fmt.Errorf("driver connection is a %T, not pgx's", driverConn)
 		}
-		pc = c.Conn()
-		return nil
+		ptx, err = c.Conn().Begin(ctx)
+		return err
 	}); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	// database/sql hands this connection to nobody else until conn.Close,
-	// so pgx may use it outside Raw: statements run one at a time, on this
-	// goroutine. (fn cannot run inside Raw's callback: database/sql holds
-	// the connection's lock there, and GORM's first statement would wait
-	// for it forever.)
-	ptx, err := pc.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
+	pc := &pgTxConn{conn: conn, tx: ptx}
 	committed := false
 	defer func() {
 		if !committed {
-			_ = ptx.Rollback(context.WithoutCancel(ctx)) // the error that led here says more
+			_ = pc.Rollback() // the error that led here says more
 		}
 	}()
 	tx := db.Gorm.Session(&gorm.Session{Context: ctx})
-	tx.Statement.ConnPool = &pgTxConn{conn: conn, tx: ptx}
+	tx.Statement.ConnPool = pc
 	if err := fn(tx); err != nil {
 		return err
 	}
 	committed = true
-	if err := ptx.Commit(ctx); err != nil {
+	if err := pc.onConn(func() error { return ptx.Commit(ctx) }); err != nil {
 		return fmt.Errorf("commit transaction: %w", err)
 	}
 	return nil
