@@ -48,6 +48,7 @@ type Config struct {
 	NoRunTimeout            time.Duration
 	DispatchesPerMinute     int
 	DispatchesPerHour       int
+	JobWorkers              int
 	StepPollInterval        time.Duration
 	StepPollsPerMinute      int
 	DownloadMode            string
@@ -86,6 +87,10 @@ type Config struct {
 	ServerURL string
 	APIKey    string
 }
+
+// maxJobWorkers bounds DESKFORGE_JOB_WORKERS: each worker may hold a
+// database connection and a GitHub request at once.
+const maxJobWorkers = 1000
 
 // GitHubConfigured reports whether a token or a complete GitHub App
 // identity is set.
@@ -150,6 +155,7 @@ func allSettings() map[int][]*setting {
 			{flag: "log-wait-timeout", arg: "DURATION", env: "DESKFORGE_LOG_WAIT_TIMEOUT", def: "2m", usage: "how long after a job completed its log is awaited (GitHub answers 404 or fails) before the build ends without it"},
 			{flag: "no-run-timeout", arg: "DURATION", env: "DESKFORGE_NO_RUN_TIMEOUT", def: "10m", usage: "a build whose dispatch GitHub accepted but whose workflow run never appeared fails after this long"},
 			{flag: "dispatches-per-minute", arg: "N", env: "DESKFORGE_DISPATCHES_PER_MINUTE", def: "60", usage: "pace of workflow dispatches (GitHub writes) per token"},
+			{flag: "job-workers", arg: "N", env: "DESKFORGE_JOB_WORKERS", def: "30", usage: "engine jobs (dispatches, webhook events, polls, log fetches) one process runs at once"},
 			{flag: "dispatches-per-hour", arg: "N", env: "DESKFORGE_DISPATCHES_PER_HOUR", def: "500", usage: "budget of workflow dispatches (GitHub writes) per hour and token: GitHub allows 500 content-creating requests an hour"},
 			{flag: "step-poll-interval", arg: "DURATION", env: "DESKFORGE_STEP_POLL_INTERVAL", def: "8s", usage: "how often a building build's job steps are read for live progress (conditional requests)"},
 			{flag: "step-polls-per-minute", arg: "N", env: "DESKFORGE_STEP_POLLS_PER_MINUTE", def: "300", usage: "cap on those reads per process"},
@@ -413,6 +419,13 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 			errs = append(errs, s.errorf("%q is not a positive integer; use e.g. 60 (GitHub allows about 80 writes a minute)", v))
 		}
 		cfg.DispatchesPerMinute = n
+	}
+	if s, v := str("job-workers"); s != nil {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > maxJobWorkers {
+			errs = append(errs, s.errorf("%q is not an integer from 1 to %d; use e.g. 30", v, maxJobWorkers))
+		}
+		cfg.JobWorkers = n
 	}
 	if s, v := str("dispatches-per-hour"); s != nil {
 		n, err := strconv.Atoi(v)

@@ -47,6 +47,7 @@ func TestConfigDefaults(t *testing.T) {
 		NoRunTimeout:        10 * time.Minute,
 		DispatchesPerMinute: 60,
 		DispatchesPerHour:   500,
+		JobWorkers:          30,
 		StepPollInterval:    8 * time.Second,
 		StepPollsPerMinute:  300,
 		DownloadMode:        "redirect",
@@ -81,6 +82,7 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 		"DESKFORGE_NO_RUN_TIMEOUT":              "20m",
 		"DESKFORGE_DISPATCHES_PER_MINUTE":       "30",
 		"DESKFORGE_DISPATCHES_PER_HOUR":         "400",
+		"DESKFORGE_JOB_WORKERS":                 "12",
 		"DESKFORGE_DOWNLOAD_MODE":               "proxy",
 		"DESKFORGE_LOG_LEVEL":                   "debug",
 		"DESKFORGE_LOG_FORMAT":                  "text",
@@ -110,6 +112,7 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 	require.Equal(t, 20*time.Minute, cfg.NoRunTimeout)
 	require.Equal(t, 30, cfg.DispatchesPerMinute)
 	require.Equal(t, 400, cfg.DispatchesPerHour)
+	require.Equal(t, 12, cfg.JobWorkers)
 	require.Equal(t, "proxy", cfg.DownloadMode)
 	require.Equal(t, slog.LevelDebug, cfg.LogLevel)
 	require.Equal(t, "text", cfg.LogFormat)
@@ -172,6 +175,7 @@ func TestConfigValidation(t *testing.T) {
 		{"ReconcileDuration", with("DESKFORGE_STALE_AFTER", "-1m"), nil, "--stale-after / DESKFORGE_STALE_AFTER: \"-1m\" is not a positive duration"},
 		{"DispatchRate", with("DESKFORGE_DISPATCHES_PER_MINUTE", "-1"), nil, "is not a positive integer"},
 		{"DispatchHourlyBudget", with("DESKFORGE_DISPATCHES_PER_HOUR", "many"), nil, "is not a positive integer"},
+		{"JobWorkers", with("DESKFORGE_JOB_WORKERS", "0"), nil, "is not an integer from 1 to 1000"},
 		{"DownloadMode", with("DESKFORGE_DOWNLOAD_MODE", "stream"), nil, "use redirect or proxy"},
 		{"LogLevel", with("DESKFORGE_LOG_LEVEL", "loud"), nil, "use debug, info, warn or error"},
 		{"LogFormat", with("DESKFORGE_LOG_FORMAT", "xml"), nil, "use json or text"},

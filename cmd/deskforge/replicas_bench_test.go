@@ -40,6 +40,9 @@ const (
 	// them does; "fanout", each delivery to every replica, as
 	// TestThreeReplicasOneSimulator has it (one hook per replica).
 	benchWebhooksEnv = "DESKFORGE_BENCH_WEBHOOKS"
+	// benchJobWorkersEnv is each replica's DESKFORGE_JOB_WORKERS (default:
+	// serve's default).
+	benchJobWorkersEnv = "DESKFORGE_BENCH_JOB_WORKERS"
 )
 
 // defaultBenchBuilds is the number of builds per configuration and
@@ -263,6 +266,9 @@ func runReplicas(b *testing.B, bin string, n, builds int, fanOut bool) replicaRu
 		"DESKFORGE_DISPATCHES_PER_MINUTE": "60000",
 		"DESKFORGE_DISPATCHES_PER_HOUR":   "1000000",
 		"DESKFORGE_LOG_LEVEL":             "warn",
+	}
+	if n := os.Getenv(benchJobWorkersEnv); n != "" {
+		base["DESKFORGE_JOB_WORKERS"] = n
 	}
 	for k, v := range sim.env {
 		base[k] = v

@@ -25,9 +25,6 @@ import (
 // running River jobs, each.
 const shutdownTimeout = 30 * time.Second
 
-// riverWorkers is the number of engine jobs one process runs at once.
-const riverWorkers = 10
-
 // webhookWorkers is the number of outbound webhook deliveries one process
 // sends at once (their own River queue).
 const webhookWorkers = 50
@@ -128,7 +125,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 	hooks.New(store, hooks.Options{AllowPrivate: cfg.WebhooksAllowPrivate, Log: log, Observer: obs.deliveries()}).RegisterWorkers(workers)
 	jobs, err := river.NewClient[*sql.Tx](db.RiverDriver(), &river.Config{
 		Queues: map[string]river.QueueConfig{
-			river.QueueDefault:  {MaxWorkers: riverWorkers},
+			river.QueueDefault:  {MaxWorkers: cfg.JobWorkers},
 			models.WebhookQueue: {MaxWorkers: webhookWorkers},
 		},
 		Workers:      workers,
