@@ -413,26 +413,29 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 		}
 		*d.dst = parsed
 	}
-	if s, v := str("dispatches-per-minute"); s != nil {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			errs = append(errs, s.errorf("%q is not a positive integer; use e.g. 60 (GitHub allows about 80 writes a minute)", v))
+	for _, c := range []struct {
+		name string
+		max  int // 0: no bound
+		hint string
+		dst  *int
+	}{
+		{"dispatches-per-minute", 0, "60 (GitHub allows about 80 writes a minute)", &cfg.DispatchesPerMinute},
+		{"dispatches-per-hour", 0, "500 (GitHub allows 500 content-creating requests an hour)", &cfg.DispatchesPerHour},
+		{"job-workers", maxJobWorkers, "30", &cfg.JobWorkers},
+		{"step-polls-per-minute", 0, "300", &cfg.StepPollsPerMinute},
+	} {
+		s, v := str(c.name)
+		if s == nil {
+			continue
 		}
-		cfg.DispatchesPerMinute = n
-	}
-	if s, v := str("job-workers"); s != nil {
 		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 || n > maxJobWorkers {
-			errs = append(errs, s.errorf("%q is not an integer from 1 to %d; use e.g. 30", v, maxJobWorkers))
+		switch {
+		case err != nil || n <= 0:
+			errs = append(errs, s.errorf("%q is not a positive integer; use e.g. %s", v, c.hint))
+		case c.max > 0 && n > c.max:
+			errs = append(errs, s.errorf("%q is more than %d; use e.g. %s", v, c.max, c.hint))
 		}
-		cfg.JobWorkers = n
-	}
-	if s, v := str("dispatches-per-hour"); s != nil {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			errs = append(errs, s.errorf("%q is not a positive integer; use e.g. 500 (GitHub allows 500 content-creating requests an hour)", v))
-		}
-		cfg.DispatchesPerHour = n
+		*c.dst = n
 	}
 	if s, v := str("step-poll-interval"); s != nil {
 		d, err := time.ParseDuration(v)
@@ -440,13 +443,6 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 			errs = append(errs, s.errorf("%q is not a duration of at least 1s; use e.g. 8s", v))
 		}
 		cfg.StepPollInterval = d
-	}
-	if s, v := str("step-polls-per-minute"); s != nil {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			errs = append(errs, s.errorf("%q is not a positive integer; use e.g. 300", v))
-		}
-		cfg.StepPollsPerMinute = n
 	}
 	if s, v := str("download-mode"); s != nil {
 		if v != "redirect" && v != "proxy" {
