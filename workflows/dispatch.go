@@ -259,14 +259,17 @@ func (e *Engine) recordDispatch(ctx context.Context, buildID string, target disp
 		if err != nil {
 			return err
 		}
-		if err := models.UpdateBuildTx(ctx, tx, b.ID, now, map[string]any{"dispatch_accepted_at": now}); err != nil {
-			return err
-		}
 		if res.RunID == 0 {
+			if err := models.UpdateBuildTx(ctx, tx, b.ID, now, map[string]any{"dispatch_accepted_at": now}); err != nil {
+				return err
+			}
 			return models.AppendLogTx(ctx, tx, b.ID, models.LogLine{Timestamp: now, Level: models.LevelInfo,
 				Message: fmt.Sprintf("Dispatched workflow %s in %s at %s; looking up its run by title", target.workflow, target.repo, target.ref)})
 		}
-		return e.recordRunTx(ctx, tx, &b, Run{ID: res.RunID, Repo: target.repo, HTMLURL: res.HTMLURL, Status: "queued"}, now)
+		// The run's workflow_run webhook may have been applied already
+		// (GitHub sends it as it creates the run, before answering the
+		// dispatch): attachRunTx records the run only if it is not.
+		return e.attachRunTx(ctx, tx, b, Run{ID: res.RunID, Repo: target.repo, HTMLURL: res.HTMLURL, Status: "queued"}, now)
 	})
 	if err != nil {
 		return fmt.Errorf("dispatch build %s: record dispatch: %w", buildID, err)
@@ -286,22 +289,29 @@ func (e *Engine) recordFoundRun(ctx context.Context, buildID string, run Run) er
 		if err != nil {
 			return err
 		}
-		if models.IsTerminal(b.Status) && b.RunID == nil {
-			// The build ended (cancelled, timed out) before its run was
-			// found: the run must not go on.
-			return e.insertTx(ctx, tx, CancelRunArgs{BuildID: b.ID, Repo: run.Repo, RunID: run.ID})
-		}
-		if b.DispatchAcceptedAt == nil {
-			if err := models.UpdateBuildTx(ctx, tx, b.ID, now, map[string]any{"dispatch_accepted_at": now}); err != nil {
-				return err
-			}
-		}
-		return e.applyTx(ctx, tx, &b, observation{run: &run})
+		return e.attachRunTx(ctx, tx, b, run, now)
 	})
 	if err != nil {
 		return fmt.Errorf("dispatch build %s: record run %d: %w", buildID, run.ID, err)
 	}
 	return nil
+}
+
+// attachRunTx records, b being locked in tx, that GitHub accepted b's
+// dispatch and that run is its workflow run. The run is recorded once: if
+// a webhook or a poll recorded it first, nothing more changes; a build that
+// ended (cancelled, timed out) before its run was known has the run
+// cancelled, and so has a build that already has another run.
+func (e *Engine) attachRunTx(ctx context.Context, tx *gorm.DB, b models.Build, run Run, now time.Time) error {
+	if models.IsTerminal(b.Status) && b.RunID == nil {
+		return e.insertTx(ctx, tx, CancelRunArgs{BuildID: b.ID, Repo: run.Repo, RunID: run.ID})
+	}
+	if b.DispatchAcceptedAt == nil {
+		if err := models.UpdateBuildTx(ctx, tx, b.ID, now, map[string]any{"dispatch_accepted_at": now}); err != nil {
+			return err
+		}
+	}
+	return e.applyTx(ctx, tx, &b, observation{run: &run})
 }
 
 // recordRunTx attaches run to b (whose run is not known yet): run id, URL

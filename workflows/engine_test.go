@@ -1,8 +1,10 @@
 package workflows
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -655,4 +657,56 @@ func setupGHESRunLost(t *testing.T) (*testBundle, models.Build) {
 	tb.forge.runs = map[int64]*Run{}
 	tb.forge.mu.Unlock()
 	return tb, b
+}
+
+// webhookFirstForge applies the new run's workflow_run webhook before the
+// dispatch's answer reaches the engine, as GitHub's webhook may be applied
+// (by another worker) while the dispatching job is still waiting on the
+// answer.
+type webhookFirstForge struct {
+	*fakeForge
+	apply func(Run)
+}
+
+func (f webhookFirstForge) DispatchWorkflow(ctx context.Context, req DispatchRequest) (DispatchResult, error) {
+	res, err := f.fakeForge.DispatchWorkflow(ctx, req)
+	if err == nil {
+		f.fakeForge.mu.Lock()
+		run := *f.fakeForge.runs[res.RunID]
+		f.fakeForge.mu.Unlock()
+		f.apply(run)
+	}
+	return res, err
+}
+
+// TestDispatchAnswerAfterTheRunsWebhook: when the run's webhook recorded
+// the run first, the dispatch's answer records nothing more: the build has
+// one run and says "Dispatched to workflow run" once (TestTwoDemosOnOnePostgres
+// saw it twice once workers applied webhooks sooner).
+func TestDispatchAnswerAfterTheRunsWebhook(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, dialect)
+			var e *Engine
+			forge := webhookFirstForge{fakeForge: tb.forge, apply: func(run Run) {
+				args := ApplyEventArgs{DeliveryID: "delivery-" + fmt.Sprint(run.ID),
+					Event: WebhookEvent{Event: "workflow_run", Action: "requested", Repo: run.Repo, Run: &run}}
+				require.NoError(t, e.applyEvent(tb.ctx, args, tb.clock.Now()))
+			}}
+			e = NewEngine(tb.store, forge, tb.clock, slog.New(slog.DiscardHandler), Options{
+				PublicURL: "http://deskforge.test", BuilderRepo: "acme/builder"})
+			e.SetInserter(tb.inserter)
+			b := tb.newBuild(t)
+
+			require.NoError(t, e.dispatchBuild(tb.ctx, b.ID, false))
+			got := tb.build(t, b.ID)
+			require.NotNil(t, got.RunID)
+			require.NotNil(t, got.DispatchAcceptedAt)
+			require.Equal(t, []string{"info: Build queued", fmt.Sprintf("info: Dispatched to workflow run %d (%s)", *got.RunID, got.RunHTMLURL)},
+				messages(tb.logs(t, b.ID)))
+			require.Empty(t, tb.inserter.take(CancelRunArgs{}.Kind()), "the one run is not taken for a second")
+		})
+	}
 }
