@@ -155,7 +155,7 @@ func allSettings() map[int][]*setting {
 			{flag: "log-wait-timeout", arg: "DURATION", env: "DESKFORGE_LOG_WAIT_TIMEOUT", def: "2m", usage: "how long after a job completed its log is awaited (GitHub answers 404 or fails) before the build ends without it"},
 			{flag: "no-run-timeout", arg: "DURATION", env: "DESKFORGE_NO_RUN_TIMEOUT", def: "10m", usage: "a build whose dispatch GitHub accepted but whose workflow run never appeared fails after this long"},
 			{flag: "dispatches-per-minute", arg: "N", env: "DESKFORGE_DISPATCHES_PER_MINUTE", def: "60", usage: "pace of workflow dispatches (GitHub writes) per token"},
-			{flag: "job-workers", arg: "N", env: "DESKFORGE_JOB_WORKERS", def: "30", usage: "engine jobs (dispatches, webhook events, polls, log fetches) one process runs at once"},
+			{flag: "job-workers", arg: "N", env: "DESKFORGE_JOB_WORKERS", def: "10", usage: "engine jobs (dispatches, webhook events, polls, log fetches) one process runs at once"},
 			{flag: "dispatches-per-hour", arg: "N", env: "DESKFORGE_DISPATCHES_PER_HOUR", def: "500", usage: "budget of workflow dispatches (GitHub writes) per hour and token: GitHub allows 500 content-creating requests an hour"},
 			{flag: "step-poll-interval", arg: "DURATION", env: "DESKFORGE_STEP_POLL_INTERVAL", def: "8s", usage: "how often a building build's job steps are read for live progress (conditional requests)"},
 			{flag: "step-polls-per-minute", arg: "N", env: "DESKFORGE_STEP_POLLS_PER_MINUTE", def: "300", usage: "cap on those reads per process"},
@@ -421,7 +421,7 @@ func (cf *configFlags) build(demo bool) (Config, error) {
 	}{
 		{"dispatches-per-minute", 0, "60 (GitHub allows about 80 writes a minute)", &cfg.DispatchesPerMinute},
 		{"dispatches-per-hour", 0, "500 (GitHub allows 500 content-creating requests an hour)", &cfg.DispatchesPerHour},
-		{"job-workers", maxJobWorkers, "30", &cfg.JobWorkers},
+		{"job-workers", maxJobWorkers, "10", &cfg.JobWorkers},
 		{"step-polls-per-minute", 0, "300", &cfg.StepPollsPerMinute},
 	} {
 		s, v := str(c.name)

@@ -47,7 +47,7 @@ func TestConfigDefaults(t *testing.T) {
 		NoRunTimeout:        10 * time.Minute,
 		DispatchesPerMinute: 60,
 		DispatchesPerHour:   500,
-		JobWorkers:          30,
+		JobWorkers:          10,
 		StepPollInterval:    8 * time.Second,
 		StepPollsPerMinute:  300,
 		DownloadMode:        "redirect",
