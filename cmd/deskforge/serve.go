@@ -165,8 +165,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 	if s, ok := forge.(replicaSharer); ok {
 		sharers = append(sharers, s)
 	}
-	stopFollowing := followReplicas(ctx, db, store, ln.Addr().String(), log, sharers...)
-	defer stopFollowing()
+	if !cfg.Demo {
+		// A demo talks to a simulated GitHub of its own, with its own token:
+		// other processes on the database share none of its limits.
+		stopFollowing := followReplicas(ctx, db, store, ln.Addr().String(), log, sharers...)
+		defer stopFollowing()
+	}
 	httpServer := api.HTTPServer()
 	httpServer.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	served := make(chan error, 1)
