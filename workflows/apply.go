@@ -20,6 +20,11 @@ import (
 type observation struct {
 	run *Run
 	job *Job
+	// host is the GitHub server that reported it (a webhook's receiving
+	// engine's ForgeHost); "" for this engine's own (a poll or a dispatch's
+	// answer). A webhook may be applied by any process sharing the
+	// database, whatever GitHub server that process talks to.
+	host string
 }
 
 // applyEvent applies one recorded webhook event. The build is found by the
@@ -52,6 +57,7 @@ func (e *Engine) applyEvent(ctx context.Context, args ApplyEventArgs, enqueuedAt
 		return e.markProcessed(ctx, args.DeliveryID)
 	}
 	ref := e.runRef(args.ForgeHost, repo, runID)
+	obs.host = ref.Host
 	now := e.clock.Now()
 	unknown := false
 	err := e.store.Tx(ctx, func(tx *gorm.DB) error {
@@ -120,7 +126,7 @@ func (e *Engine) applyTx(ctx context.Context, tx *gorm.DB, b *models.Build, obs 
 	if run := obs.run; run != nil {
 		switch {
 		case b.RunID == nil:
-			if err := e.recordRunTx(ctx, tx, b, *run, now); err != nil {
+			if err := e.recordRunTx(ctx, tx, b, *run, obs.host, now); err != nil {
 				return err
 			}
 		case *b.RunID != run.ID:

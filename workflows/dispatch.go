@@ -314,15 +314,17 @@ func (e *Engine) attachRunTx(ctx context.Context, tx *gorm.DB, b models.Build, r
 	return e.applyTx(ctx, tx, &b, observation{run: &run})
 }
 
-// recordRunTx attaches run to b (whose run is not known yet): run id, URL
-// and the "Dispatched to workflow run" log entry. A build whose
-// cancellation was requested meanwhile gets its run cancelled.
-func (e *Engine) recordRunTx(ctx context.Context, tx *gorm.DB, b *models.Build, run Run, now time.Time) error {
+// recordRunTx attaches run, of the GitHub server host ("" for this
+// engine's), to b (whose run is not known yet): run id, URL and the
+// "Dispatched to workflow run" log entry. A build whose cancellation was
+// requested meanwhile gets its run cancelled.
+func (e *Engine) recordRunTx(ctx context.Context, tx *gorm.DB, b *models.Build, run Run, host string, now time.Time) error {
 	runID := run.ID
-	if err := e.takeRunIDTx(ctx, tx, *b, runID, now); err != nil {
+	ref := e.runRef(host, e.repoOf(*b), runID)
+	if err := e.takeRunIDTx(ctx, tx, *b, ref, now); err != nil {
 		return err
 	}
-	fields := map[string]any{"run_id": runID, "run_html_url": run.HTMLURL, "forge_host": e.opts.ForgeHost}
+	fields := map[string]any{"run_id": runID, "run_html_url": run.HTMLURL, "forge_host": ref.Host}
 	if run.Status != "" {
 		fields["run_status"] = run.Status
 	}

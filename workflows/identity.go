@@ -89,12 +89,13 @@ func runGoneReason(runID int64) string {
 	return fmt.Sprintf("workflow run %d no longer exists on GitHub", runID)
 }
 
-// takeRunIDTx makes runID free for b. GitHub never hands out a run id
+// takeRunIDTx makes the run ref free for b. GitHub never hands out a run id
 // twice, but a GitHub server that was reset (a restarted simulator) does:
 // an older build still holding the id has lost its run, and fails saying
 // so instead of receiving b's events.
-func (e *Engine) takeRunIDTx(ctx context.Context, tx *gorm.DB, b models.Build, runID int64, now time.Time) error {
-	holder, err := e.store.LockBuildByRunTx(ctx, tx, e.runRef("", e.repoOf(b), runID))
+func (e *Engine) takeRunIDTx(ctx context.Context, tx *gorm.DB, b models.Build, ref models.RunRef, now time.Time) error {
+	runID := ref.ID
+	holder, err := e.store.LockBuildByRunTx(ctx, tx, ref)
 	if errors.Is(err, models.ErrNotFound) || (err == nil && holder.ID == b.ID) {
 		return nil
 	}

@@ -114,6 +114,53 @@ func TestBuildOfAnotherGitHubServer(t *testing.T) {
 	require.Zero(t, tb.forge.count("GetRun"))
 }
 
+// TestWebhookOfAnotherServerAppliedHere: processes talking to different
+// GitHub servers share the database (two demos), and any of them may run
+// the job applying a webhook another one received. The run stays the
+// sending server's: the build keeps its forge host (its own process goes
+// on following it), and a build of this engine's server holding the same
+// run id (each server numbers its runs) is not taken for a reset.
+func TestWebhookOfAnotherServerAppliedHere(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			const otherHost = "127.0.0.1:4242"
+			tb := setup(t, dialect)
+			mine, runID := tb.dispatched(t)
+			theirs := tb.newBuild(t)
+			now := tb.clock.Now()
+			require.NoError(t, tb.db.Gorm.Model(&models.Build{}).Where("id = ?", theirs.ID).
+				Updates(map[string]any{"forge_host": otherHost, "dispatched_at": now}).Error)
+
+			run := Run{ID: runID, Repo: "acme/app", Status: "queued", HTMLURL: "http://127.0.0.1:4242/acme/app/actions/runs/1",
+				DisplayTitle: templates.DisplayTitle(theirs.ID, "mac", "arm64", "1.2.3")}
+			require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d-theirs-run", ForgeHost: otherHost,
+				Event: WebhookEvent{Event: "workflow_run", Repo: "acme/app", Run: &run}}, now))
+
+			got := tb.build(t, theirs.ID)
+			require.Equal(t, otherHost, got.ForgeHost, "the run is the sending server's")
+			require.NotNil(t, got.RunID)
+			require.Equal(t, runID, *got.RunID)
+			own := tb.build(t, mine.ID)
+			require.Equal(t, models.StatusQueued, own.Status, "this server's build keeps its run: %s", own.FailureReason)
+			require.Equal(t, DefaultForgeHost, own.ForgeHost)
+			require.NotNil(t, own.RunID)
+
+			// The other server's job event reaches its build, not ours.
+			job := Job{ID: 9001, RunID: runID, Status: "in_progress", RunnerName: "their-runner", StartedAt: now}
+			ev := jobEvent("acme/app", job)
+			ev.ForgeHost = otherHost
+			require.NoError(t, tb.engine.applyEvent(tb.ctx, ev, now))
+			require.Equal(t, models.StatusBuilding, tb.build(t, theirs.ID).Status)
+			require.Equal(t, models.StatusQueued, tb.build(t, mine.ID).Status)
+			// This engine never asks its own GitHub about their build.
+			require.True(t, isSnooze(tb.engine.pollBuild(tb.ctx, theirs.ID)))
+			require.Zero(t, tb.forge.count("GetRun"))
+		})
+	}
+}
+
 func TestForgeHostOf(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
