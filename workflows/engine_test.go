@@ -303,6 +303,63 @@ func TestSuccessPath(t *testing.T) {
 		})
 	}
 }
+// TestRunCompletedBeforeItsJob: GitHub does not order its webhooks, and
+// the run's completed event may be applied (and the build finalized)
+// before its job's. The log still has every step, each once: finalization
+// reads the job's steps that no event logged.
+func TestRunCompletedBeforeItsJob(t *testing.T) {
+	t.Parallel()
+	for _, firstEvent := range []string{"none", "in_progress"} {
+		t.Run(firstEvent, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, models.DialectSQLite)
+			b, runID := tb.dispatched(t)
+			start := tb.clock.Now().Add(30 * time.Second)
+			if firstEvent == "in_progress" {
+				_, job := tb.forge.setRun(runID, func(r *Run, j *Job) {
+					r.Status, j.Status, j.RunnerName, j.StartedAt = "in_progress", "in_progress", "GitHub Actions 7", start
+					j.Steps = []Step{step(1, "Set up job", "in_progress", "", start), step(2, "Build", "queued", "", time.Time{}), step(3, "Post cache", "queued", "", time.Time{})}
+				})
+				require.NoError(t, tb.engine.applyEvent(tb.ctx, jobEvent("acme/app", job), tb.clock.Now()))
+			}
+			run, job := tb.forge.setRun(runID, func(r *Run, j *Job) {
+				j.Status, j.RunnerName, j.StartedAt = "completed", "GitHub Actions 7", start
+				j.Steps = []Step{
+					step(1, "Set up job", "completed", "success", start),
+					step(2, "Build", "completed", "success", start.Add(time.Minute)),
+					step(3, "Post cache", "completed", "skipped", start.Add(2*time.Minute)),
+				}
+				j.Conclusion, j.CompletedAt = "success", start.Add(14*time.Minute)
+				r.Status, r.Conclusion, r.UpdatedAt = "completed", "success", start.Add(14*time.Minute)
+			})
+			tb.forge.mu.Lock()
+			tb.forge.logs[job.ID] = sampleLog
+			tb.forge.assets["acme/app|v1.2.3|app-1.2.3-mac-arm64.dmg"] = Asset{ID: 77, Name: "app-1.2.3-mac-arm64.dmg", Label: templates.AssetLabel("app-1.2.3-mac-arm64.dmg", b.ID), Size: 1234}
+			tb.forge.mu.Unlock()
+			require.NoError(t, tb.engine.applyEvent(tb.ctx, ApplyEventArgs{DeliveryID: "d-run", Event: WebhookEvent{Event: "workflow_run", Repo: "acme/app", Run: &run}}, tb.clock.Now()))
+			require.NoError(t, tb.runFinalize(t))
+			require.NoError(t, tb.engine.applyEvent(tb.ctx, jobEvent("acme/app", job), tb.clock.Now())) // late: the build ended
+
+			got := tb.build(t, b.ID)
+			require.Equal(t, models.StatusSuccess, got.Status)
+			require.Equal(t, 3, got.ProgressSteps)
+			var steps []string
+			for _, m := range messages(tb.logs(t, b.ID)) {
+				if strings.Contains(m, "Step ") {
+					steps = append(steps, m)
+				}
+			}
+			require.Equal(t, []string{
+				"info: Step 1/3 started: Set up job",
+				"info: Step 1/3 finished (1 s)",
+				"info: Step 2/3 started: Build",
+				"info: Step 2/3 finished (1 s)",
+				"info: Step 3/3 skipped: Post cache",
+			}, steps)
+		})
+	}
+}
+
 
 func TestFailurePathLogsErrorsAndReason(t *testing.T) {
 	t.Parallel()

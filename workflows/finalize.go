@@ -54,12 +54,20 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 
 	jobID := b.JobID
 	needStep := b.RunConclusion == "failure" && !strings.HasPrefix(b.FailureReason, "step ")
+	needJob := jobID == nil || needStep || b.StartedAt == nil
 	neverStarted := false
-	if (jobID == nil || needStep || b.StartedAt == nil) && b.RunID != nil {
+	var stepsJob *Job // the job whose steps the log lacks
+	if (needJob || !stepsLogged(b)) && b.RunID != nil {
 		// The run's event came before (or instead of) its job's, or the job
 		// may never have started: ask GitHub for the job, and which step
-		// failed.
+		// failed. When only the job's last steps are missing from the log
+		// (its completed event is applied after this), the answer is a
+		// courtesy: an error leaves the log without them.
 		jobs, err := e.forge.ListJobs(ctx, repo, *b.RunID)
+		if err != nil && !needJob {
+			e.log.Debug("finalize: job steps not read", "build_id", b.ID, "err", err)
+			jobs, err = nil, nil
+		}
 		if errors.Is(err, ErrNotFound) {
 			// A run without jobs lists none; a 404 means the run is gone.
 			return e.failBuild(ctx, b.ID, ErrorRunVanished, runGoneReason(*b.RunID), nil)
@@ -71,6 +79,7 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 			return e.forgeJobError(fmt.Errorf("finalize build %s: list jobs: %w", b.ID, err))
 		}
 		if job := pickJob(jobs, b.JobID); job != nil {
+			stepsJob = job
 			id := job.ID
 			jobID = &id
 			if step := failureFromSteps(job); step != "" && b.RunConclusion == "failure" {
@@ -205,6 +214,12 @@ func (e *Engine) finalizeBuild(ctx context.Context, args FinalizeBuildArgs) erro
 		}
 		if models.IsTerminal(locked.Status) {
 			return nil
+		}
+		if stepsJob != nil {
+			if err := e.logStepsTx(ctx, tx, &locked, stepsJob, fields); err != nil {
+				return err
+			}
+			recordProgress(&locked, stepsJob, fields)
 		}
 		firstError := ""
 		if logFile != nil {
@@ -383,4 +398,11 @@ func (e *Engine) labelFor(asset Asset, buildID string) Asset {
 		asset.Label = templates.AssetLabel(asset.Name, buildID)
 	}
 	return asset
+}
+
+// stepsLogged reports whether b's log has the end of its job's last step:
+// the job's completed event was applied. GitHub does not order its
+// webhooks, and the run's completion may be applied first.
+func stepsLogged(b models.Build) bool {
+	return b.ProgressSteps > 0 && b.StepLogMark >= 2*b.ProgressSteps+1
 }
