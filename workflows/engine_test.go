@@ -303,6 +303,7 @@ func TestSuccessPath(t *testing.T) {
 		})
 	}
 }
+
 // TestRunCompletedBeforeItsJob: GitHub does not order its webhooks, and
 // the run's completed event may be applied (and the build finalized)
 // before its job's. The log still has every step, each once: finalization
@@ -359,7 +360,6 @@ func TestRunCompletedBeforeItsJob(t *testing.T) {
 		})
 	}
 }
-
 
 func TestFailurePathLogsErrorsAndReason(t *testing.T) {
 	t.Parallel()
