@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/glebarez/sqlite"
@@ -35,6 +36,9 @@ type DB struct {
 	SQL     *sql.DB
 	Dialect string
 	pgPool  *pgxpool.Pool
+	// readers are SQLite's connections for the hot reads (nil on
+	// PostgreSQL): SQL has one connection, the writer's.
+	readers *sql.DB
 	outbox  *Outbox
 	jobs    *Jobs
 }
@@ -75,13 +79,29 @@ func openSQLite(path string) (*DB, error) {
 	// connection so its concurrent operations never see SQLITE_BUSY. Code
 	// must therefore never hold a cursor open while doing other work.
 	sqlDB.SetMaxOpenConns(1)
-	gdb, err := gorm.Open(sqlite.Dialector{Conn: sqlDB}, gormConfig())
+	gdb, err := gorm.Open(sqlite.Dialector{Conn: sqlDB}, gormConfig()) // connects: the file is in WAL mode from here on
 	if err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	return attach(&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectSQLite})
+	// The API's hot reads get connections of their own: in WAL mode
+	// readers neither wait for the writer nor block it, so reads run on
+	// every core instead of queueing behind each other and behind every
+	// write transaction on the one connection. query_only makes them
+	// refuse writes; each keeps a smaller page cache (the file is mapped).
+	readers, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)"+
+		"&_pragma=cache_size(-16384)&_pragma=mmap_size(268435456)")
+	if err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
+	}
+	readers.SetMaxOpenConns(sqliteReaders)
+	readers.SetMaxIdleConns(sqliteReaders)
+	return attach(&DB{Gorm: gdb, SQL: sqlDB, Dialect: DialectSQLite, readers: readers})
 }
+
+// sqliteReaders is how many connections SQLite's hot reads share.
+var sqliteReaders = max(2, runtime.GOMAXPROCS(0))
 
 // ErrNotWritable means the SQLite database cannot be written where it is
 // configured: SQLite itself would report it as "out of memory (14)".
@@ -163,6 +183,9 @@ func (db *DB) Ping(ctx context.Context) error {
 func (db *DB) Close() error {
 	db.outbox.notifier.close()
 	err := db.SQL.Close()
+	if db.readers != nil {
+		err = errors.Join(err, db.readers.Close())
+	}
 	if db.pgPool != nil {
 		db.pgPool.Close()
 	}

@@ -18,9 +18,10 @@ import (
 // database/sql: they run on pgx's own pool with pgx's scanning (pgx caches
 // the prepared statement per connection), which takes 20-30 % off the
 // process's CPU per request (BENCHMARKS.md, "Builds API"). On SQLite they
-// go through database/sql; its driver parses the statement on every query
-// whether or not it was prepared, so a prepared-statement cache would not
-// help.
+// go through database/sql on connections of their own (DB.readers), so they
+// see what is committed and never wait for a write transaction; its driver
+// parses the statement on every query whether or not it was prepared, so a
+// prepared-statement cache would not help.
 
 // hotRows is the cursor of a hot read.
 type hotRows interface {
@@ -46,7 +47,7 @@ func (db *DB) queryHot(ctx context.Context, query string, args ...any) (hotRows,
 		}
 		return rows, nil
 	}
-	rows, err := db.SQL.QueryContext(ctx, query, args...) //nolint:rowserrcheck // the caller checks hotRows.Err (getHot, listHot)
+	rows, err := db.readers.QueryContext(ctx, query, args...) //nolint:rowserrcheck // the caller checks hotRows.Err (getHot, listHot)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -388,4 +389,46 @@ func utc(t *time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
+}
+
+// TestHotReadsDuringAWriteTransaction: the API's reads answer while a
+// write transaction is open (on SQLite its one writer connection is held),
+// and they see what is committed, not the transaction's own writes.
+func TestHotReadsDuringAWriteTransaction(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := dbtest.Open(t, dialect)
+			store := models.NewStore(db)
+			b := models.Build{ID: models.NewID("build"), ProjectID: "proj_w", Version: "1.0.0", Platform: "mac", Arch: "x64", Status: models.StatusQueued}
+			require.NoError(t, db.Gorm.Create(&b).Error)
+
+			err := store.Tx(ctx, func(tx *gorm.DB) error {
+				require.NoError(t, tx.Model(&models.Build{}).Where("id = ?", b.ID).Update("status", models.StatusBuilding).Error)
+				read := make(chan error, 1)
+				go func() {
+					got, err := store.GetBuildSummary(ctx, b.ID)
+					if err == nil && got.Status != models.StatusQueued {
+						err = fmt.Errorf("read %s, an uncommitted status", got.Status)
+					}
+					if err == nil {
+						_, _, err = store.ListBuilds(ctx, models.BuildFilter{ProjectID: "proj_w", Limit: 5})
+					}
+					read <- err
+				}()
+				select {
+				case err := <-read:
+					return err
+				case <-time.After(30 * time.Second): // a deadlock, not a slow read
+					return errors.New("the read waited for the write transaction")
+				}
+			})
+			require.NoError(t, err)
+			got, err := store.GetBuildSummary(ctx, b.ID)
+			require.NoError(t, err)
+			require.Equal(t, models.StatusBuilding, got.Status, "committed")
+		})
+	}
 }
