@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
@@ -21,7 +22,13 @@ type notifier struct {
 	mu        sync.Mutex
 	subs      map[*subscription]struct{}
 	listening bool
+	// pending holds, on SQLite, the wake-ups of each open Store.Tx
+	// transaction, sent when it commits (wakeTx).
+	pending map[*sql.Tx][]wakeKey
 }
+
+// wakeKey is what a wake-up is about.
+type wakeKey struct{ projectID, kind, resourceID string }
 
 // subscription is one Subscribe call: a one-slot channel, so wake-ups that
 // arrive while the reader is busy coalesce into one.
@@ -32,7 +39,7 @@ type subscription struct {
 
 func newNotifier(pool *pgxpool.Pool) *notifier {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &notifier{pool: pool, ctx: ctx, cancel: cancel, subs: map[*subscription]struct{}{}}
+	return &notifier{pool: pool, ctx: ctx, cancel: cancel, subs: map[*subscription]struct{}{}, pending: map[*sql.Tx][]wakeKey{}}
 }
 
 // Subscribe returns a channel that receives a value soon after an event of
@@ -46,11 +53,12 @@ func newNotifier(pool *pgxpool.Pool) *notifier {
 // (started by the first Subscribe), so changes committed by any replica or
 // by the command line wake it; after a reconnection every subscriber is
 // woken, as notifications may have been missed meanwhile. On SQLite the
-// writers of this process wake it directly: when the writer is still inside
-// its transaction, the reader's query waits for it on SQLite's single
-// connection, so it reads the committed event (or nothing after a
-// rollback). Changes made by another process (the command line) do not wake
-// a SQLite reader; it finds them at its next read.
+// writers of this process wake it directly, once their transaction has
+// committed (the API's reads have connections of their own, which do not
+// wait for the writer: woken earlier, a reader would read the state before
+// the change and then wait for a wake-up that already came). Changes made
+// by another process (the command line) do not wake a SQLite reader; it
+// finds them at its next read.
 func (o *Outbox) Subscribe(f EventFilter) (<-chan struct{}, func()) {
 	n := o.notifier
 	sub := &subscription{filter: f, ch: make(chan struct{}, 1)}
@@ -72,10 +80,11 @@ func (o *Outbox) Subscribe(f EventFilter) (<-chan struct{}, func()) {
 }
 
 // notifyTx arranges the wake-up of ev's readers: NOTIFY inside tx on
-// PostgreSQL (delivered at commit, dropped on rollback), at once on SQLite.
+// PostgreSQL (delivered at commit, dropped on rollback), after tx commits
+// on SQLite (wakeTx).
 func (o *Outbox) notifyTx(ctx context.Context, tx *gorm.DB, ev Event) error {
 	if o.notifier.pool == nil {
-		o.notifier.wake(ev.ProjectID, ev.ResourceKind, ev.ResourceID)
+		o.notifier.wakeTx(tx, wakeKey{ev.ProjectID, ev.ResourceKind, ev.ResourceID})
 		return nil
 	}
 	payload := strings.Join([]string{ev.ID, ev.ProjectID, ev.ResourceKind, ev.ResourceID}, " ")
@@ -94,6 +103,55 @@ func (n *notifier) wake(projectID, kind, resourceID string) {
 		if sub.filter.matches(projectID, kind, resourceID) {
 			signal(sub.ch)
 		}
+	}
+}
+
+// beginTx registers tx, a transaction Store.Tx began on SQLite, so that
+// the wake-ups of its changes wait for its end (endTx).
+func (n *notifier) beginTx(tx *gorm.DB) *sql.Tx {
+	sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
+	if !ok {
+		return nil
+	}
+	n.mu.Lock()
+	n.pending[sqlTx] = nil
+	n.mu.Unlock()
+	return sqlTx
+}
+
+// wakeTx wakes k's readers on SQLite when tx's transaction commits (a
+// rollback of a savepoint inside it makes a spurious wake-up, which readers
+// allow); at once when tx is not a transaction begun by Store.Tx.
+func (n *notifier) wakeTx(tx *gorm.DB, k wakeKey) {
+	if sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx); ok {
+		n.mu.Lock()
+		keys, open := n.pending[sqlTx]
+		if open {
+			n.pending[sqlTx] = append(keys, k)
+		}
+		n.mu.Unlock()
+		if open {
+			return
+		}
+	}
+	n.wake(k.projectID, k.kind, k.resourceID)
+}
+
+// endTx sends the wake-ups of sqlTx's changes when it committed, and
+// forgets them.
+func (n *notifier) endTx(sqlTx *sql.Tx, committed bool) {
+	if sqlTx == nil {
+		return
+	}
+	n.mu.Lock()
+	keys := n.pending[sqlTx]
+	delete(n.pending, sqlTx)
+	n.mu.Unlock()
+	if !committed {
+		return
+	}
+	for _, k := range keys {
+		n.wake(k.projectID, k.kind, k.resourceID)
 	}
 }
 

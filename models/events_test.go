@@ -267,6 +267,54 @@ func TestSubscribeWakesOnCommittedEvents(t *testing.T) {
 	}
 }
 
+// TestWakeupComesAfterTheCommit: a subscriber is woken once the change is
+// committed, never while its transaction is open, so the reads it then
+// makes (the API's, on connections of their own on SQLite) see the change.
+// A rolled-back change wakes nobody on SQLite.
+func TestWakeupComesAfterTheCommit(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			b := setupEvents(t, dialect)
+			build := b.createBuild(t)
+			wake, stop := b.db.Outbox().Subscribe(models.EventFilter{BuildID: build.ID})
+			defer stop()
+			drainWakeups(wake)
+
+			err := b.store.Tx(b.ctx, func(tx *gorm.DB) error {
+				if _, err := models.TransitionBuildTx(b.ctx, tx, &build, models.Transition{To: models.StatusBuilding, At: time.Now()}, time.Now()); err != nil {
+					return err
+				}
+				select {
+				case <-wake:
+					return errors.New("woken before the commit")
+				case <-time.After(100 * time.Millisecond):
+				}
+				return nil
+			})
+			require.NoError(t, err)
+			waitWakeup(t, wake)
+			got, err := b.store.GetBuildSummary(b.ctx, build.ID)
+			require.NoError(t, err)
+			require.Equal(t, models.StatusBuilding, got.Status, "the woken reader sees the change")
+
+			if dialect == models.DialectSQLite {
+				_ = b.store.Tx(b.ctx, func(tx *gorm.DB) error {
+					_, err := models.TransitionBuildTx(b.ctx, tx, &got, models.Transition{To: models.StatusSuccess, At: time.Now()}, time.Now())
+					require.NoError(t, err)
+					return errors.New("rollback")
+				})
+				select {
+				case <-wake:
+					t.Fatal("a rolled-back change woke a subscriber")
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		})
+	}
+}
+
 // drainWakeups waits for the PostgreSQL listener's first wake-up (a short
 // wait on SQLite, which has none) and empties the channels.
 func drainWakeups(chs ...<-chan struct{}) {

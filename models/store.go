@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -40,7 +41,13 @@ func (s *Store) Tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	if s.db.pgPool != nil {
 		return s.db.pgTransaction(ctx, fn)
 	}
-	return s.db.Gorm.WithContext(ctx).Transaction(fn)
+	var sqlTx *sql.Tx
+	err := s.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		sqlTx = s.db.outbox.notifier.beginTx(tx)
+		return fn(tx)
+	})
+	s.db.outbox.notifier.endTx(sqlTx, err == nil)
+	return err
 }
 
 // Jobs returns the inserter of River jobs inside Tx's transactions.
