@@ -365,7 +365,11 @@ async function route() {
     if ((m = location.hash.match(/^#\/projects\/([\w-]+)$/))) await showProject(m[1]);
     else if ((m = location.hash.match(/^#\/builds\/([\w-]+)$/))) await showBuild(m[1]);
     else await showProjects();
-    document.getElementById("main").focus({ preventScroll: true });
+    // Move focus to the new page (screen readers announce it), unless the
+    // user already focused something on it while its streams were opening:
+    // typing into the trigger form then lost the keys that followed.
+    const main = document.getElementById("main");
+    if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
   } catch (err) {
     if (apiKey) showError(err);
   }
