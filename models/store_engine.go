@@ -29,6 +29,19 @@ func (s *Store) LockBuildTx(ctx context.Context, tx *gorm.DB, id string) (Build,
 	return b, translate(err, "lock build "+id)
 }
 
+// BuildForgeHostTx reads, inside tx, the GitHub server build id was
+// created for (Build.ForgeHost); "" for a build that no longer exists.
+func BuildForgeHostTx(ctx context.Context, tx *gorm.DB, id string) (string, error) {
+	var hosts []string
+	if err := tx.WithContext(ctx).Model(&Build{}).Where("id = ?", id).Pluck("forge_host", &hosts).Error; err != nil {
+		return "", fmt.Errorf("forge host of build %s: %w", id, err)
+	}
+	if len(hosts) == 0 {
+		return "", nil
+	}
+	return hosts[0], nil
+}
+
 // RunRef identifies a workflow run: run ids are unique per GitHub server
 // only (and a restarted simulator may hand out an id again), so a run is
 // named by its server, its repository and its id.

@@ -139,10 +139,7 @@ func (e *Engine) insertQueuedBuildTx(ctx context.Context, tx *gorm.DB, b *models
 	if err := models.RecordTransitionTx(ctx, tx, b.ID, "", models.StatusQueued, "", b.CreatedAt, models.LevelInfo, message); err != nil {
 		return err
 	}
-	if _, err := e.inserter.InsertTx(ctx, tx, DispatchBuildArgs{BuildID: b.ID}, nil); err != nil {
-		return fmt.Errorf("insert dispatch job: %w", err)
-	}
-	return nil
+	return e.insertTx(ctx, tx, DispatchBuildArgs{BuildID: b.ID})
 }
 
 // refusePublishedTx answers 409 version_published for a version whose

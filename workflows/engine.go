@@ -54,6 +54,16 @@ type Options struct {
 	// it (default 10m): no process serving that server is left, as after a
 	// demo restarted with a new simulator.
 	ForeignHostTimeout time.Duration
+	// HostQueues routes the jobs about a build (dispatch, poll, finalize,
+	// cancel, steps) to the River queue of its GitHub server (ForgeQueue),
+	// so that only processes reaching that server take them. The River
+	// client must then work ForgeQueue(ForgeHost) besides the default
+	// queue (serve does). Without it they go to the default queue, and a
+	// process of another server that takes one snoozes it (foreignBuild):
+	// with several servers on one database (two demos) River's leader,
+	// which makes snoozed jobs available again, kept taking them back, and
+	// a build of the other server waited until ForeignHostTimeout.
+	HostQueues bool
 	// BuilderRepo ("owner/name"), BuilderWorkflow and BuilderRef are used for
 	// projects without a repository of their own (web apps).
 	BuilderRepo     string

@@ -225,14 +225,22 @@ func (f *fakeForge) setRun(runID int64, fn func(r *Run, j *Job)) (Run, Job) {
 
 // fakeInserter records the jobs the engine inserts; tests run them by hand.
 type fakeInserter struct {
-	mu   sync.Mutex
-	jobs []river.JobArgs
+	mu     sync.Mutex
+	jobs   []river.JobArgs
+	queues map[string]string // job kind → queue of its last insertion ("" for the default)
 }
 
-func (i *fakeInserter) InsertTx(_ context.Context, _ *gorm.DB, args river.JobArgs, _ *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+func (i *fakeInserter) InsertTx(_ context.Context, _ *gorm.DB, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.jobs = append(i.jobs, args)
+	if i.queues == nil {
+		i.queues = map[string]string{}
+	}
+	i.queues[args.Kind()] = ""
+	if opts != nil {
+		i.queues[args.Kind()] = opts.Queue
+	}
 	return &rivertype.JobInsertResult{Job: &rivertype.JobRow{Kind: args.Kind()}}, nil
 }
 

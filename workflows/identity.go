@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -37,6 +39,29 @@ func (e *Engine) runRef(host, repo string, runID int64) models.RunRef {
 		host = e.opts.ForgeHost
 	}
 	return models.RunRef{Host: host, Repo: repo, ID: runID}
+}
+
+// ForgeQueue is the River queue of the jobs about builds of the GitHub
+// server host (Options.HostQueues): a name River accepts, the same in every
+// process.
+func ForgeQueue(host string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(host)))
+	return "forge_" + hex.EncodeToString(sum[:8])
+}
+
+// insertOptsTx returns the options of args' insertion inside tx: with
+// Options.HostQueues, a job about a build goes to the queue of the build's
+// GitHub server (read in tx, which may have just set it); nil otherwise.
+func (e *Engine) insertOptsTx(ctx context.Context, tx *gorm.DB, args river.JobArgs) (*river.InsertOpts, error) {
+	job, ok := args.(buildJob)
+	if !e.opts.HostQueues || !ok {
+		return nil, nil
+	}
+	host, err := models.BuildForgeHostTx(ctx, tx, job.jobBuildID())
+	if err != nil || host == "" {
+		return nil, err
+	}
+	return &river.InsertOpts{Queue: ForgeQueue(host)}, nil
 }
 
 // servesBuild reports whether this engine talks to the GitHub server b was

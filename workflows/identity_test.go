@@ -2,11 +2,14 @@ package workflows
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
 
 	"github.com/deskforge/deskforge/models"
 	"github.com/deskforge/deskforge/models/dbtest"
@@ -157,6 +160,46 @@ func TestWebhookOfAnotherServerAppliedHere(t *testing.T) {
 			// This engine never asks its own GitHub about their build.
 			require.True(t, isSnooze(tb.engine.pollBuild(tb.ctx, theirs.ID)))
 			require.Zero(t, tb.forge.count("GetRun"))
+		})
+	}
+}
+
+// TestJobsGoToTheQueueOfTheirBuildsServer: with HostQueues, a job about a
+// build goes to the River queue of the build's GitHub server, so that only
+// a process reaching that server takes it (River's leader, releasing
+// snoozed jobs, kept taking back the jobs of another demo's builds); a
+// build older than forge hosts, and jobs about no build, use the default.
+func TestJobsGoToTheQueueOfTheirBuildsServer(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dbtest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, dialect)
+			e := NewEngine(tb.store, tb.forge, tb.clock, slog.New(slog.DiscardHandler), Options{
+				PublicURL: "http://deskforge.test", BuilderRepo: "acme/builder", HostQueues: true,
+			})
+			ins := &fakeInserter{}
+			e.SetInserter(ins)
+			theirs, legacy := tb.newBuild(t), tb.newBuild(t)
+			require.NoError(t, tb.db.Gorm.Model(&models.Build{}).Where("id = ?", theirs.ID).UpdateColumn("forge_host", "GHES.example:8443").Error)
+			require.NoError(t, tb.db.Gorm.Model(&models.Build{}).Where("id = ?", legacy.ID).UpdateColumn("forge_host", "").Error)
+
+			insert := func(args river.JobArgs) string {
+				t.Helper()
+				require.NoError(t, tb.store.Tx(tb.ctx, func(tx *gorm.DB) error { return e.insertTx(tb.ctx, tx, args) }))
+				return ins.queues[args.Kind()]
+			}
+			q := ForgeQueue("ghes.example:8443")
+			require.Regexp(t, `^forge_[0-9a-f]{16}$`, q)
+			require.Equal(t, q, ForgeQueue("GHES.example:8443"), "host names compare without case")
+			require.NotEqual(t, q, ForgeQueue(DefaultForgeHost))
+			for _, args := range []river.JobArgs{DispatchBuildArgs{BuildID: theirs.ID}, PollBuildArgs{BuildID: theirs.ID},
+				FinalizeBuildArgs{BuildID: theirs.ID}, CancelRunArgs{BuildID: theirs.ID, Repo: "acme/app", RunID: 1}, FollowStepsArgs{BuildID: theirs.ID}} {
+				require.Equal(t, q, insert(args), args.Kind())
+			}
+			require.Empty(t, insert(FinalizeBuildArgs{BuildID: legacy.ID}), "a build without forge host")
+			require.Empty(t, insert(PollBuildArgs{BuildID: "build_gone"}), "a build that no longer exists")
+			require.Empty(t, insert(ApplyEventArgs{DeliveryID: "d-1"}), "a webhook: any process applies it")
 		})
 	}
 }

@@ -53,6 +53,16 @@ type DispatchBuildArgs struct {
 // Kind implements river.JobArgs.
 func (DispatchBuildArgs) Kind() string { return "dispatch_build" }
 
+// buildJob is a job about one build that only a process reaching the
+// build's GitHub server can do (Options.HostQueues).
+type buildJob interface{ jobBuildID() string }
+
+func (a DispatchBuildArgs) jobBuildID() string { return a.BuildID }
+func (a PollBuildArgs) jobBuildID() string     { return a.BuildID }
+func (a FinalizeBuildArgs) jobBuildID() string { return a.BuildID }
+func (a CancelRunArgs) jobBuildID() string     { return a.BuildID }
+func (a FollowStepsArgs) jobBuildID() string   { return a.BuildID }
+
 // InsertOpts implements river.JobArgsWithInsertOpts: one pending dispatch
 // per build.
 func (DispatchBuildArgs) InsertOpts() river.InsertOpts {

@@ -230,7 +230,11 @@ func (e *Engine) forgeJobError(err error) error {
 
 // insertTx inserts a River job inside tx.
 func (e *Engine) insertTx(ctx context.Context, tx *gorm.DB, args river.JobArgs) error {
-	if _, err := e.inserter.InsertTx(ctx, tx, args, nil); err != nil {
+	opts, err := e.insertOptsTx(ctx, tx, args)
+	if err != nil {
+		return fmt.Errorf("insert %s job: %w", args.Kind(), err)
+	}
+	if _, err := e.inserter.InsertTx(ctx, tx, args, opts); err != nil {
 		return fmt.Errorf("insert %s job: %w", args.Kind(), err)
 	}
 	return nil

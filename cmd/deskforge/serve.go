@@ -119,6 +119,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		LogWaitTimeout:     cfg.LogWaitTimeout,
 		NoRunTimeout:       cfg.NoRunTimeout,
 		Observer:           obs.engine(),
+		HostQueues:         true,
 	})
 	workers := river.NewWorkers()
 	engine.RegisterWorkers(workers)
@@ -127,6 +128,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, listening 
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault:  {MaxWorkers: cfg.JobWorkers},
 			models.WebhookQueue: {MaxWorkers: webhookWorkers},
+			// The jobs about builds of this process's GitHub server
+			// (HostQueues above).
+			workflows.ForgeQueue(forgeHost): {MaxWorkers: cfg.JobWorkers},
 		},
 		Workers:      workers,
 		PeriodicJobs: engine.PeriodicJobs(),
